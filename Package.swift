@@ -1,0 +1,133 @@
+// swift-tools-version: 6.1
+// Baton: AI-to-human handoffs. The layers, bottom up:
+//   BatonProto (generated messages) -> BatonRPC (the wire protocol over Unix sockets)
+//   -> BatonRuntime (configuration, logging, service wiring) -> the services under Services/.
+//   BatonTestKit helps tests start real processes and speak raw frames.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Baton",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "context-assembler", targets: ["ContextAssembler"]),
+        .executable(name: "gate-evaluator", targets: ["GateEvaluator"]),
+        .executable(name: "router", targets: ["Router"]),
+        .executable(name: "metrics-collector", targets: ["MetricsCollector"]),
+        .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
+        .library(name: "BatonRPC", targets: ["BatonRPC"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Shared/: libraries every process uses. Nothing here imports a service.
+        .target(
+            name: "BatonProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Shared/BatonProto",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonRPC",
+            dependencies: [
+                "BatonProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/BatonRPC",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonRuntime",
+            dependencies: [
+                "BatonRPC",
+                "BatonProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/BatonRuntime",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonTestKit",
+            dependencies: ["BatonRPC", "BatonProto", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/BatonTestKit",
+            swiftSettings: swiftSettings
+        ),
+
+        // Services/: one executable per process, named as in the Procfile and the socket.
+        .executableTarget(
+            name: "ContextAssembler",
+            dependencies: ["BatonRuntime"],
+            path: "Services/ContextAssembler",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "GateEvaluator",
+            dependencies: ["BatonRuntime"],
+            path: "Services/GateEvaluator",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Router",
+            dependencies: ["BatonRuntime"],
+            path: "Services/Router",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "MetricsCollector",
+            dependencies: ["BatonRuntime"],
+            path: "Services/MetricsCollector",
+            swiftSettings: swiftSettings
+        ),
+
+        // Benchmarks/: run by hand (see Benchmarks/README.md), never by the tests.
+        .executableTarget(
+            name: "RPCBenchmark",
+            dependencies: [
+                "BatonRPC",
+                "BatonProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/RPCBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
+        // Tests/
+        .testTarget(
+            name: "BatonRPCTests",
+            dependencies: ["BatonRPC", "BatonProto", "BatonTestKit"],
+            path: "Tests/BatonRPCTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonRuntimeTests",
+            dependencies: ["BatonRuntime"],
+            path: "Tests/BatonRuntimeTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["BatonRPC", "BatonProto", "BatonTestKit"],
+            path: "Tests/EndToEndTests",
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

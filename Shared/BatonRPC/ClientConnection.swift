@@ -1,0 +1,347 @@
+import BatonProto
+import Logging
+import NIOCore
+import NIOPosix
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The client's state: its calls and its one connection. Lives on the client's event loop; every method must be
+/// called there.
+final class ClientCore {
+    enum Waiter {
+        case unary(CheckedContinuation<Data, any Error>)
+        case stream(AsyncThrowingStream<Data, any Error>.Continuation)
+    }
+
+    private struct Call {
+        var waiter: Waiter
+        var request: Baton_Rpc_V1_Frame
+        var waitForReady: Bool
+        var sent = false
+        var deadline: Scheduled<Void>?
+    }
+
+    private enum Connection {
+        case idle
+        case connecting
+        case connected(ClientConnectionHandler)
+    }
+
+    static let initialBackoff = TimeAmount.milliseconds(20)
+    static let maxBackoff = TimeAmount.seconds(2)
+
+    let socketPath: String
+    let eventLoop: any EventLoop
+    let logger: Logger
+    private var calls: [UInt64: Call] = [:]
+    private var connection = Connection.idle
+    private var backoff = ClientCore.initialBackoff
+    private var retry: Scheduled<Void>?
+    private var lastConnectError = ""
+    private var wasConnected = false
+    private var closed = false
+
+    init(socketPath: String, eventLoop: any EventLoop, logger: Logger) {
+        self.socketPath = socketPath
+        self.eventLoop = eventLoop
+        self.logger = logger
+    }
+
+    /// Opens a call; `cancellation` is checked here because the caller may be cancelled before this runs.
+    func start(
+        _ request: Baton_Rpc_V1_Frame,
+        waiter: Waiter,
+        options: CallOptions,
+        cancellation: CallCancellation
+    ) {
+        let id = request.callID
+        guard !cancellation.isCancelled else {
+            return Self.fail(waiter, with: RPCError.cancelled("the call was cancelled before it started"))
+        }
+        guard !self.closed else {
+            return Self.fail(waiter, with: RPCError.unavailable("the client for '\(self.socketPath)' is closed"))
+        }
+        var call = Call(waiter: waiter, request: request, waitForReady: options.waitForReady)
+        if let timeout = options.timeout {
+            let this = NIOLoopBound(self, eventLoop: self.eventLoop)
+            call.deadline = self.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                this.value.abandon(id, with: this.value.deadlineError(timeout))
+            }
+        }
+        self.calls[id] = call
+        switch self.connection {
+        case .connected(let handler):
+            self.send(id, on: handler)
+        case .connecting:
+            break  // sent when the attempt succeeds
+        case .idle:
+            self.connect()
+        }
+    }
+
+    /// Gives up on call `id`: tells the server with CANCEL if it has the call, and fails the caller with `error`.
+    func abandon(_ id: UInt64, with error: RPCError) {
+        guard let call = self.calls.removeValue(forKey: id) else {
+            return
+        }
+        call.deadline?.cancel()
+        if call.sent, case .connected(let handler) = self.connection {
+            var cancel = Baton_Rpc_V1_Frame()
+            cancel.callID = id
+            cancel.kind = .cancel
+            handler.write(cancel)
+        }
+        Self.fail(call.waiter, with: error)
+    }
+
+    /// Closes the connection and fails every open call; later calls fail with UNAVAILABLE.
+    func close() {
+        self.closed = true
+        self.retry?.cancel()
+        self.failAll(RPCError.unavailable("the client for '\(self.socketPath)' was closed"))
+        if case .connected(let handler) = self.connection {
+            handler.close()
+        }
+        self.connection = .idle
+    }
+
+    // MARK: - Connection
+
+    private func connect() {
+        self.connection = .connecting
+        self.retry = nil
+        let this = NIOLoopBound(self, eventLoop: self.eventLoop)
+        ClientBootstrap(group: self.eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = ClientConnectionHandler(core: this.value)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(unixDomainSocketPath: self.socketPath)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    channel.pipeline.handler(type: ClientConnectionHandler.self).whenSuccess { handler in
+                        this.value.connected(handler)
+                    }
+                case .failure(let error):
+                    this.value.connectFailed(error)
+                }
+            }
+    }
+
+    private func connected(_ handler: ClientConnectionHandler) {
+        guard !self.closed else {
+            return handler.close()
+        }
+        if self.wasConnected {
+            self.logger.info("reconnected", metadata: ["baton.socket": "\(self.socketPath)"])
+        }
+        self.connection = .connected(handler)
+        self.wasConnected = true
+        self.backoff = Self.initialBackoff
+        for id in self.calls.keys.sorted() where !(self.calls[id]?.sent ?? true) {
+            self.send(id, on: handler)
+        }
+    }
+
+    private func connectFailed(_ error: any Error) {
+        self.connection = .idle
+        self.lastConnectError = Self.describe(error)
+        self.logger.debug(
+            "cannot connect",
+            metadata: ["baton.socket": "\(self.socketPath)", "baton.error": "\(self.lastConnectError)"]
+        )
+        for (id, call) in self.calls where !call.sent && !call.waitForReady {
+            self.abandon(
+                id,
+                with: RPCError.unavailable("cannot connect to '\(self.socketPath)': \(self.lastConnectError)")
+            )
+        }
+        self.scheduleReconnect()
+    }
+
+    /// Called by the handler when its channel closes: in-flight calls fail, and the client reconnects by itself.
+    func connectionLost(_ handler: ClientConnectionHandler) {
+        guard case .connected(let current) = self.connection, current === handler else {
+            return
+        }
+        self.connection = .idle
+        for (id, call) in self.calls where call.sent {
+            self.abandon(id, with: RPCError.unavailable("the connection to '\(self.socketPath)' was lost"))
+        }
+        if !self.closed {
+            self.logger.info("connection lost", metadata: ["baton.socket": "\(self.socketPath)"])
+            self.scheduleReconnect()
+        }
+    }
+
+    /// Tries again after the back-off, doubling it up to ``maxBackoff``, while the client is open and either calls
+    /// wait for the server or the client was connected before (so it comes back by itself after a restart).
+    private func scheduleReconnect() {
+        guard !self.closed, self.retry == nil, self.wasConnected || !self.calls.isEmpty else {
+            return
+        }
+        let this = NIOLoopBound(self, eventLoop: self.eventLoop)
+        let delay = self.backoff
+        self.backoff = min(self.backoff * 2, Self.maxBackoff)
+        self.retry = self.eventLoop.scheduleTask(in: delay) {
+            let core = this.value
+            core.retry = nil
+            if case .idle = core.connection, !core.closed {
+                core.connect()
+            }
+        }
+    }
+
+    private func send(_ id: UInt64, on handler: ClientConnectionHandler) {
+        self.calls[id]?.sent = true
+        if let request = self.calls[id]?.request {
+            handler.write(request)
+        }
+    }
+
+    // MARK: - Replies
+
+    /// Handles a frame from the server; returns a violation when the server broke the protocol.
+    func received(_ frame: Baton_Rpc_V1_Frame) throws(ProtocolViolation) {
+        switch frame.kind {
+        case .message:
+            guard let call = self.calls[frame.callID] else {
+                return  // a call this client no longer tracks
+            }
+            guard case .stream(let continuation) = call.waiter else {
+                throw ProtocolViolation("server sent a MESSAGE for unary call \(frame.callID)")
+            }
+            continuation.yield(frame.payload)
+        case .end:
+            guard let call = self.calls.removeValue(forKey: frame.callID) else {
+                return
+            }
+            call.deadline?.cancel()
+            let code = RPCStatusCode(rawValue: frame.status.code)
+            guard code == .ok else {
+                return Self.fail(call.waiter, with: RPCError(code: code, message: frame.status.message))
+            }
+            switch call.waiter {
+            case .unary(let continuation):
+                continuation.resume(returning: frame.payload)
+            case .stream(let continuation):
+                continuation.finish()
+            }
+        case .request, .cancel, .unspecified, .UNRECOGNIZED:
+            throw ProtocolViolation("server sent a frame of kind \(frame.kind.rawValue) for call \(frame.callID)")
+        }
+    }
+
+    private func failAll(_ error: RPCError) {
+        for id in Array(self.calls.keys) {
+            self.abandon(id, with: error)
+        }
+    }
+
+    private func deadlineError(_ timeout: Duration) -> RPCError {
+        if case .connected = self.connection {
+            return RPCError.deadlineExceeded("the deadline of \(timeout) passed before the server answered")
+        }
+        let reason = self.lastConnectError.isEmpty ? "" : ": \(self.lastConnectError)"
+        return RPCError.deadlineExceeded(
+            "the deadline of \(timeout) passed while waiting for '\(self.socketPath)'\(reason)"
+        )
+    }
+
+    private static func fail(_ waiter: Waiter, with error: RPCError) {
+        switch waiter {
+        case .unary(let continuation):
+            continuation.resume(throwing: error)
+        case .stream(let continuation):
+            continuation.finish(throwing: error)
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError {
+            return String(cString: strerror(error.errnoCode))
+        }
+        return "\(error)"
+    }
+}
+
+/// One connection's pipeline end: decodes the server's frames for the core and writes the client's frames.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let core: ClientCore
+    private var context: ChannelHandlerContext?
+    private var flushes = FlushCoalescer()
+
+    init(core: ClientCore) {
+        self.core = core
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func write(_ frame: Baton_Rpc_V1_Frame) {
+        guard let context = self.context else {
+            return
+        }
+        do {
+            context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
+        } catch {
+            return
+        }
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.flushes.wrote {
+            context.eventLoop.execute {
+                guard let context = this.value.context else {
+                    return
+                }
+                this.value.flushes.flushNow(context: context)
+            }
+        }
+    }
+
+    func close() {
+        self.context?.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.flushes.readBurstStarted()
+        do {
+            try self.core.received(Baton_Rpc_V1_Frame.decoding(Self.unwrapInboundIn(data)))
+        } catch {
+            self.errorCaught(context: context, error: error)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.flushes.readBurstEnded(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.context = nil
+        self.core.connectionLost(self)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard self.context != nil else {
+            return
+        }
+        if error is ProtocolViolation {
+            self.core.logger.warning(
+                "protocol violation by the server, closing the connection",
+                metadata: ["baton.socket": "\(self.core.socketPath)", "baton.reason": "\(error)"]
+            )
+        }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,84 @@
+public import SwiftProtobuf
+
+/// The methods a server answers, by full name (`/baton.routing.v1.Router/Route`).
+///
+/// Handlers are `async throws` functions of protobuf messages: they never see frames, call ids or sockets. A
+/// request that does not decode ends `INVALID_ARGUMENT` before the handler runs.
+public struct RPCMethods: Sendable {
+    enum Handler: Sendable {
+        case unary(@Sendable (_ payload: [UInt8], RPCContext) async throws -> [UInt8])
+        case serverStreaming(
+            @Sendable (_ payload: [UInt8], RPCContext, _ send: @escaping @Sendable ([UInt8]) async throws -> Void)
+                async throws -> Void
+        )
+    }
+
+    private(set) var handlers: [String: Handler] = [:]
+
+    /// An empty set of methods.
+    public init() {}
+
+    /// The service names (`grpc.health.v1.Health`) of every registered method.
+    public var serviceNames: Set<String> {
+        Set(self.handlers.keys.compactMap { Self.serviceName(ofMethod: $0) })
+    }
+
+    /// Answers `method` with one reply per request.
+    public mutating func unary<Request: Message, Response: Message>(
+        _ method: String,
+        _ handler: @escaping @Sendable (Request, RPCContext) async throws -> Response
+    ) {
+        self.register(method) {
+            .unary { payload, context in
+                let request = try Self.decode(Request.self, from: payload, method: method)
+                return try await handler(request, context).serializedBytes()
+            }
+        }
+    }
+
+    /// Answers `method` with a stream of replies, written through the ``RPCStreamWriter`` until the handler returns.
+    public mutating func serverStreaming<Request: Message, Response: Message>(
+        _ method: String,
+        _ handler: @escaping @Sendable (Request, RPCContext, RPCStreamWriter<Response>) async throws -> Void
+    ) {
+        self.register(method) {
+            .serverStreaming { payload, context, send in
+                let request = try Self.decode(Request.self, from: payload, method: method)
+                let writer = RPCStreamWriter<Response>(sendBytes: send, serialize: { try $0.serializedBytes() })
+                try await handler(request, context, writer)
+            }
+        }
+    }
+
+    /// Adds every method of `other`; a method registered twice is a programming error.
+    public mutating func merge(_ other: RPCMethods) {
+        for (method, handler) in other.handlers {
+            self.register(method) { handler }
+        }
+    }
+
+    private mutating func register(_ method: String, _ handler: () -> Handler) {
+        precondition(Self.serviceName(ofMethod: method) != nil, "method '\(method)' is not /package.Service/Method")
+        precondition(self.handlers[method] == nil, "method '\(method)' is registered twice")
+        self.handlers[method] = handler()
+    }
+
+    /// `grpc.health.v1.Health` for `/grpc.health.v1.Health/Check`, or nil when the name is not of that shape.
+    static func serviceName(ofMethod method: String) -> String? {
+        let parts = method.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else {
+            return nil
+        }
+        return String(parts[1])
+    }
+
+    private static func decode<M: Message>(_ type: M.Type, from payload: [UInt8], method: String) throws -> M {
+        do {
+            return try M(serializedBytes: payload)
+        } catch {
+            throw RPCError.invalidArgument(
+                "payload of \(method) does not decode as \(M.protoMessageName): \(error)"
+            )
+        }
+    }
+}

@@ -1,0 +1,328 @@
+import BatonProto
+import Logging
+import NIOCore
+import SwiftProtobuf
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Serves the calls of one connection (WIRE.md, "Calls"): multiplexing, limits, deadlines, CANCEL, errors.
+///
+/// Everything here runs on the connection's event loop. Each call's handler runs in a task that prefers that
+/// loop's executor, so a call costs no thread hop unless its handler makes one. The tasks are tracked in `calls`
+/// and cancelled when their call or the connection ends, so none outlives the server.
+final class ServerConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Call {
+        let method: String
+        var task: Task<Void, Never>?
+        var deadline: Scheduled<Void>?
+        var writableWaiter: CheckedContinuation<Void, any Error>?
+    }
+
+    private let methods: RPCMethods
+    private let peer: PeerCredentials
+    private let executor: EventLoopTaskExecutor
+    private var logger: Logger
+    private var calls: [UInt64: Call] = [:]
+    private var context: ChannelHandlerContext?
+    private var flushes = FlushCoalescer()
+    private var draining = false
+    private var closed = false
+
+    init(methods: RPCMethods, peer: PeerCredentials, eventLoop: any EventLoop, logger: Logger) {
+        self.methods = methods
+        self.peer = peer
+        self.executor = EventLoopTaskExecutor(eventLoop: eventLoop)
+        self.logger = logger
+        self.logger[metadataKey: "baton.peer"] = "\(peer)"
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closed = true
+        let calls = self.calls
+        self.calls.removeAll()
+        for call in calls.values {
+            call.task?.cancel()
+            call.deadline?.cancel()
+            call.writableWaiter?.resume(throwing: RPCError.cancelled("the connection closed"))
+        }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closed else {
+            return
+        }
+        self.flushes.readBurstStarted()
+        do {
+            let frame = try Baton_Rpc_V1_Frame.decoding(Self.unwrapInboundIn(data))
+            try self.handle(frame, context: context)
+        } catch {
+            self.violated(error, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.flushes.readBurstEnded(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            for (id, call) in self.calls where call.writableWaiter != nil {
+                self.calls[id]?.writableWaiter = nil
+                call.writableWaiter?.resume()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !self.closed else {
+            return
+        }
+        if error is ProtocolViolation {
+            self.violated(error, context: context)
+        } else {
+            self.logger.debug("connection failed", metadata: ["baton.error": "\(error)"])
+            self.closed = true
+            context.close(promise: nil)
+        }
+    }
+
+    /// Stops taking new calls and closes the connection once the open ones have ended.
+    func beginDrain() {
+        self.draining = true
+        if self.calls.isEmpty, let context = self.context, !self.closed {
+            self.closed = true
+            context.close(promise: nil)
+        }
+    }
+
+    /// Closes the connection now, cancelling every open call.
+    func forceClose() {
+        guard let context = self.context, !self.closed else {
+            return
+        }
+        for id in Array(self.calls.keys) {
+            self.end(id, .failure(RPCError.unavailable("the server shut down before the call finished")))
+        }
+        self.closed = true
+        self.flushes.flushNow(context: context)
+        context.close(promise: nil)
+    }
+
+    // MARK: - Frames
+
+    private func handle(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) throws(ProtocolViolation) {
+        guard frame.callID != 0 else {
+            throw ProtocolViolation("frame with call_id 0 (call ids are non-zero)")
+        }
+        switch frame.kind {
+        case .request:
+            try self.openCall(frame, context: context)
+        case .cancel:
+            guard self.calls[frame.callID] != nil else {
+                return  // the call ended while the CANCEL was on its way
+            }
+            self.end(frame.callID, .failure(RPCError.cancelled("cancelled by the client")))
+        case .message, .end:
+            throw ProtocolViolation("client sent a \(frame.kind) frame for call \(frame.callID) (only servers send those)")
+        case .unspecified, .UNRECOGNIZED:
+            throw ProtocolViolation("frame for call \(frame.callID) has unknown kind \(frame.kind.rawValue)")
+        }
+    }
+
+    private func openCall(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) throws(ProtocolViolation) {
+        let id = frame.callID
+        guard !frame.method.isEmpty else {
+            throw ProtocolViolation("REQUEST for call \(id) has no method")
+        }
+        guard self.calls[id] == nil else {
+            throw ProtocolViolation("REQUEST reuses call id \(id), which is still open")
+        }
+        if self.draining {
+            return self.writeEnd(id, .failure(RPCError.unavailable("the server is shutting down")))
+        }
+        guard self.calls.count < Wire.maxOpenCalls else {
+            return self.writeEnd(
+                id,
+                .failure(
+                    RPCError(
+                        code: .resourceExhausted,
+                        message: "this connection already has \(Wire.maxOpenCalls) open calls; wait for one to end"
+                    )
+                )
+            )
+        }
+        guard let handler = self.methods.handlers[frame.method] else {
+            return self.writeEnd(
+                id,
+                .failure(
+                    RPCError(code: .unimplemented, message: "method '\(frame.method)' is not served by this process")
+                )
+            )
+        }
+
+        let eventLoop = context.eventLoop
+        var callLogger = self.logger
+        callLogger[metadataKey: "baton.rpc.method"] = "\(frame.method)"
+        callLogger[metadataKey: "baton.rpc.call_id"] = "\(id)"
+        let deadline = frame.timeoutMs > 0 ? NIODeadline.now() + .milliseconds(Int64(frame.timeoutMs)) : nil
+        let rpcContext = RPCContext(
+            method: frame.method,
+            metadata: frame.metadata,
+            deadline: deadline,
+            peer: self.peer,
+            logger: callLogger
+        )
+        var call = Call(method: frame.method)
+        let this = NIOLoopBound(self, eventLoop: eventLoop)
+        if frame.timeoutMs > 0 {
+            let timeout = frame.timeoutMs
+            call.deadline = eventLoop.scheduleTask(in: .milliseconds(Int64(timeout))) {
+                this.value.end(
+                    id,
+                    .failure(RPCError.deadlineExceeded("the deadline of \(timeout) ms passed before the call finished"))
+                )
+            }
+        }
+        self.calls[id] = call
+
+        let payload = [UInt8](frame.payload)
+        call.task = Task(executorPreference: self.executor) {
+            let result: Result<[UInt8], any Error>
+            do {
+                switch handler {
+                case .unary(let body):
+                    result = .success(try await body(payload, rpcContext))
+                case .serverStreaming(let body):
+                    try await body(payload, rpcContext) { message in
+                        try await withCheckedThrowingContinuation { continuation in
+                            eventLoop.runOnLoop { this.value.send(message, on: id, continuation: continuation) }
+                        }
+                    }
+                    result = .success([])
+                }
+            } catch {
+                result = .failure(error)
+            }
+            eventLoop.runOnLoop { this.value.end(id, result) }
+        }
+        self.calls[id]?.task = call.task
+    }
+
+    /// Sends one MESSAGE of a streaming call, resuming `continuation` once the channel can take more.
+    private func send(_ message: [UInt8], on id: UInt64, continuation: CheckedContinuation<Void, any Error>) {
+        guard let context = self.context, self.calls[id] != nil, !self.closed else {
+            return continuation.resume(throwing: RPCError.cancelled("the call has ended"))
+        }
+        var frame = Baton_Rpc_V1_Frame()
+        frame.callID = id
+        frame.kind = .message
+        frame.payload = Data(message)
+        self.write(frame, context: context)
+        if context.channel.isWritable {
+            continuation.resume()
+        } else {
+            self.calls[id]?.writableWaiter = continuation
+        }
+    }
+
+    /// Ends call `id` with `result` unless it has already ended; cancels its task, timer and any waiting send.
+    private func end(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
+        guard let call = self.calls.removeValue(forKey: id) else {
+            return
+        }
+        call.task?.cancel()
+        call.deadline?.cancel()
+        call.writableWaiter?.resume(throwing: RPCError.cancelled("the call has ended"))
+        self.writeEnd(id, result, method: call.method)
+        if self.draining && self.calls.isEmpty, let context = self.context, !self.closed {
+            self.closed = true
+            self.flushes.flushNow(context: context)
+            context.close(promise: nil)
+        }
+    }
+
+    private func writeEnd(_ id: UInt64, _ result: Result<[UInt8], any Error>, method: String = "") {
+        guard let context = self.context, !self.closed else {
+            return
+        }
+        var frame = Baton_Rpc_V1_Frame()
+        frame.callID = id
+        frame.kind = .end
+        switch result {
+        case .success(let payload):
+            frame.payload = Data(payload)
+            frame.status = .with { $0.code = RPCStatusCode.ok.rawValue }
+        case .failure(let error):
+            let status = self.rpcError(for: error, method: method)
+            frame.status = .with {
+                $0.code = status.code.rawValue
+                $0.message = status.message
+            }
+        }
+        self.write(frame, context: context)
+    }
+
+    private func write(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) {
+        do {
+            context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
+        } catch {
+            self.logger.error("cannot serialize frame", metadata: ["baton.error": "\(error)"])
+            return
+        }
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.flushes.wrote {
+            context.eventLoop.execute {
+                guard let context = this.value.context else {
+                    return
+                }
+                this.value.flushes.flushNow(context: context)
+            }
+        }
+    }
+
+    /// The status a thrown error reaches the client as; anything unexpected is logged and sent as INTERNAL.
+    private func rpcError(for error: any Error, method: String) -> RPCError {
+        switch error {
+        case let error as RPCError:
+            return error
+        case let error as any RPCErrorConvertible:
+            return error.rpcError
+        case is CancellationError:
+            return RPCError.cancelled("the call was cancelled")
+        default:
+            self.logger.error(
+                "handler failed",
+                metadata: ["baton.rpc.method": "\(method)", "baton.error": "\(String(reflecting: error))"]
+            )
+            return RPCError(code: .internal, message: "internal error")
+        }
+    }
+
+    private func violated(_ error: any Error, context: ChannelHandlerContext) {
+        self.logger.warning(
+            "protocol violation, closing the connection",
+            metadata: ["baton.reason": "\(error)"]
+        )
+        self.closed = true
+        for call in self.calls.values {
+            call.task?.cancel()
+        }
+        self.flushes.flushNow(context: context)
+        context.close(promise: nil)
+    }
+}
