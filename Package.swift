@@ -66,7 +66,14 @@ let package = Package(
         ),
         .target(
             name: "BatonTestKit",
-            dependencies: ["BatonRPC", "BatonProto", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "BatonRPC",
+                "BatonProto",
+                "BatonRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Shared/BatonTestKit",
             swiftSettings: swiftSettings
         ),
@@ -113,7 +120,14 @@ let package = Package(
         // Tests/
         .testTarget(
             name: "BatonRPCTests",
-            dependencies: ["BatonRPC", "BatonProto", "BatonTestKit"],
+            dependencies: [
+                "BatonRPC",
+                "BatonProto",
+                "BatonTestKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Tests/BatonRPCTests",
             swiftSettings: swiftSettings
         ),

@@ -20,14 +20,24 @@ if [[ ! -x "$plugin" ]]; then
         --scratch-path "$PWD/.build-protoc-gen-swift" --product protoc-gen-swift
 fi
 
+# Swift: the wire and service protos go to BatonProto; baton/testing (the runtime's test service) to BatonTestKit.
+# C: only what the C client speaks, the frame and health.
 swift_out=Shared/BatonProto/Generated
+testing_out=Shared/BatonTestKit/Generated
 c_out=Clients/c/generated
-rm -rf "$swift_out" "$c_out"
-mkdir -p "$swift_out" "$c_out"
+rm -rf "$swift_out" "$testing_out" "$c_out"
+mkdir -p "$swift_out" "$testing_out" "$c_out"
 
-mapfile -t protos < <(cd protos && find . -name '*.proto' | sed 's|^\./||' | sort)
-(cd protos && protoc --plugin=protoc-gen-swift="../$plugin" \
-    --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true --swift_opt=FileNaming=PathToUnderscores \
-    --swift_out="../$swift_out" "${protos[@]}")
-(cd protos && protoc-c --c_out="../$c_out" "${protos[@]}")
-echo "generate-protos: wrote $(find "$swift_out" -name '*.swift' | wc -l) Swift and $(find "$c_out" -name '*.c' | wc -l) C files"
+mapfile -t protos < <(cd protos && find . -name '*.proto' -not -path './baton/testing/*' | sed 's|^\./||' | sort)
+mapfile -t testing < <(cd protos && find baton/testing -name '*.proto' | sort)
+swift_protoc() {
+    local out=$1; shift
+    (cd protos && protoc --plugin=protoc-gen-swift="../$plugin" \
+        --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true \
+        --swift_opt=FileNaming=PathToUnderscores --swift_out="../$out" "$@")
+}
+swift_protoc "$swift_out" "${protos[@]}"
+swift_protoc "$testing_out" "${testing[@]}"
+(cd protos && protoc-c --c_out="../$c_out" baton/rpc/v1/frame.proto grpc/health/v1/health.proto)
+echo "generate-protos: wrote $(find "$swift_out" "$testing_out" -name '*.swift' | wc -l) Swift and" \
+    "$(find "$c_out" -name '*.c' | wc -l) C files"

@@ -294,11 +294,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         guard let context = self.context else {
             return
         }
-        do {
-            context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
-        } catch {
+        // The client checked the request's size when it made the frame, so this cannot exceed the limit.
+        guard let buffer = try? frame.framedBuffer(allocator: context.channel.allocator) else {
             return
         }
+        context.write(Self.wrapOutboundOut(buffer), promise: nil)
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.flushes.wrote {
             context.eventLoop.execute {

@@ -4,8 +4,15 @@ import SwiftProtobuf
 
 extension Baton_Rpc_V1_Frame {
     /// The frame serialized behind its big-endian length prefix, in one buffer, ready for the socket.
+    /// Throws ``RPCError`` `RESOURCE_EXHAUSTED` when the frame would exceed WIRE.md's 4 MiB limit.
     func framedBuffer(allocator: ByteBufferAllocator) throws -> ByteBuffer {
         let body: [UInt8] = try self.serializedBytes()
+        guard body.count <= Wire.maxFrameLength else {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "a frame of \(body.count) bytes exceeds the 4 MiB limit (\(Wire.maxFrameLength) bytes)"
+            )
+        }
         var buffer = allocator.buffer(capacity: Wire.lengthPrefixSize + body.count)
         buffer.writeInteger(UInt32(body.count), endianness: .big)
         buffer.writeBytes(body)

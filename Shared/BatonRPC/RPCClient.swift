@@ -120,6 +120,13 @@ public final class RPCClient: Sendable {
         frame.timeoutMs = options.timeoutMilliseconds
         frame.metadata = options.metadata
         frame.payload = try request.serializedBytes()
+        let size = (try frame.serializedBytes() as [UInt8]).count
+        guard size <= Wire.maxFrameLength else {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "the request to \(method) makes a frame of \(size) bytes, over the 4 MiB limit"
+            )
+        }
         return frame
     }
 

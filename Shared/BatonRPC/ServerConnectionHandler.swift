@@ -232,7 +232,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         frame.callID = id
         frame.kind = .message
         frame.payload = Data(message)
-        self.write(frame, context: context)
+        do {
+            try self.write(frame, context: context)
+        } catch {
+            return continuation.resume(throwing: error)
+        }
         if context.channel.isWritable {
             continuation.resume()
         } else {
@@ -268,22 +272,27 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             frame.payload = Data(payload)
             frame.status = .with { $0.code = RPCStatusCode.ok.rawValue }
         case .failure(let error):
-            let status = self.rpcError(for: error, method: method)
-            frame.status = .with {
-                $0.code = status.code.rawValue
-                $0.message = status.message
-            }
+            frame.status = Self.status(self.rpcError(for: error, method: method))
         }
-        self.write(frame, context: context)
+        do {
+            try self.write(frame, context: context)
+        } catch {
+            // The reply is too big for one frame: the call ends with why, and nothing of the reply is sent.
+            frame.payload = Data()
+            frame.status = Self.status(self.rpcError(for: error, method: method))
+            try? self.write(frame, context: context)
+        }
     }
 
-    private func write(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) {
-        do {
-            context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
-        } catch {
-            self.logger.error("cannot serialize frame", metadata: ["baton.error": "\(error)"])
-            return
+    private static func status(_ error: RPCError) -> Baton_Rpc_V1_Status {
+        .with {
+            $0.code = error.code.rawValue
+            $0.message = error.message
         }
+    }
+
+    private func write(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) throws {
+        context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.flushes.wrote {
             context.eventLoop.execute {

@@ -1,0 +1,59 @@
+public import BatonRPC
+import NIOConcurrencyHelpers
+
+/// `baton.testing.v1.Echo`, served by tests and the benchmark to exercise the RPC runtime.
+///
+/// It records which `Hang` calls (by `tag`) saw their task cancelled, so a test can prove that a deadline or a
+/// CANCEL reached the handler.
+public final class EchoService: Sendable {
+    private let state = NIOLockedValueBox((started: Set<String>(), cancelled: Set<String>()))
+
+    /// A service with no calls seen yet.
+    public init() {}
+
+    /// Whether a `Hang` call tagged `tag` has started.
+    public func hasStarted(_ tag: String) -> Bool {
+        self.state.withLockedValue { $0.started.contains(tag) }
+    }
+
+    /// Whether a `Hang` call tagged `tag` saw its task cancelled.
+    public func sawCancellation(_ tag: String) -> Bool {
+        self.state.withLockedValue { $0.cancelled.contains(tag) }
+    }
+
+    /// The methods: `Echo`, `Expand` and `Hang`.
+    public var methods: RPCMethods {
+        var methods = RPCMethods()
+        methods.unary("/baton.testing.v1.Echo/Echo") {
+            (request: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
+            if request.delayMs > 0 {
+                try await Task.sleep(for: .milliseconds(request.delayMs))
+            }
+            var reply = Baton_Testing_V1_EchoReply()
+            reply.text = request.text
+            reply.data = request.data
+            return reply
+        }
+        methods.serverStreaming("/baton.testing.v1.Echo/Expand") {
+            (request: Baton_Testing_V1_EchoRequest, _, writer: RPCStreamWriter<Baton_Testing_V1_EchoReply>) in
+            for index in 0..<request.count {
+                var reply = Baton_Testing_V1_EchoReply()
+                reply.text = request.text
+                reply.index = index
+                try await writer.send(reply)
+            }
+        }
+        methods.unary("/baton.testing.v1.Echo/Hang") {
+            (request: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
+            self.state.withLockedValue { _ = $0.started.insert(request.tag) }
+            do {
+                try await Task.sleep(for: .seconds(3600))
+            } catch {
+                self.state.withLockedValue { _ = $0.cancelled.insert(request.tag) }
+                throw error
+            }
+            return Baton_Testing_V1_EchoReply()
+        }
+        return methods
+    }
+}

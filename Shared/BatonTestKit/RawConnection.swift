@@ -1,0 +1,133 @@
+public import BatonProto
+import NIOCore
+import NIOConcurrencyHelpers
+import NIOPosix
+public import SwiftProtobuf
+
+/// A Unix socket connection that sends and receives raw bytes, so a test can speak WIRE.md byte by byte, break
+/// it on purpose, and see exactly what the server answers.
+public final class RawConnection: Sendable {
+    private let channel: any Channel
+    private let received: NIOLockedValueBox<(bytes: ByteBuffer, closed: Bool)>
+
+    private init(channel: any Channel, received: NIOLockedValueBox<(bytes: ByteBuffer, closed: Bool)>) {
+        self.channel = channel
+        self.received = received
+    }
+
+    /// Connects to the socket at `path`.
+    public static func connect(to path: String) async throws -> RawConnection {
+        let received = NIOLockedValueBox((bytes: ByteBuffer(), closed: false))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                }
+            }
+            .connect(unixDomainSocketPath: path)
+            .get()
+        return RawConnection(channel: channel, received: received)
+    }
+
+    /// Sends `bytes` as they are, in one write.
+    public func send(_ bytes: [UInt8]) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Sends `frame` behind its length prefix.
+    public func send(_ frame: Baton_Rpc_V1_Frame) async throws {
+        try await self.send(try Self.framed(frame))
+    }
+
+    /// `frame` serialized behind its big-endian length prefix.
+    public static func framed(_ frame: Baton_Rpc_V1_Frame) throws -> [UInt8] {
+        let body: [UInt8] = try frame.serializedBytes()
+        return Self.lengthPrefix(body.count) + body
+    }
+
+    /// The 4-byte big-endian length prefix for a body of `length` bytes.
+    public static func lengthPrefix(_ length: Int) -> [UInt8] {
+        let length = UInt32(truncatingIfNeeded: length)
+        return [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+    }
+
+    /// A REQUEST frame for `method` carrying `request`.
+    public static func request(
+        _ callID: UInt64,
+        _ method: String,
+        _ request: some Message,
+        timeoutMs: UInt32 = 0
+    ) throws -> Baton_Rpc_V1_Frame {
+        var frame = Baton_Rpc_V1_Frame()
+        frame.callID = callID
+        frame.kind = .request
+        frame.method = method
+        frame.timeoutMs = timeoutMs
+        frame.payload = try request.serializedBytes()
+        return frame
+    }
+
+    /// The next frame from the server, or nil when the server closed the connection first.
+    /// Throws when nothing arrives within `timeout`.
+    public func nextFrame(within timeout: Duration = .seconds(10)) async throws -> Baton_Rpc_V1_Frame? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            let (body, closed) = self.received.withLockedValue { received -> (ByteBuffer?, Bool) in
+                guard let length = received.bytes.getInteger(at: received.bytes.readerIndex, as: UInt32.self),
+                    received.bytes.readableBytes >= 4 + Int(length)
+                else {
+                    return (nil, received.closed)
+                }
+                received.bytes.moveReaderIndex(forwardBy: 4)
+                return (received.bytes.readSlice(length: Int(length)), false)
+            }
+            if let body {
+                return try Baton_Rpc_V1_Frame(serializedBytes: Array(body.readableBytesView))
+            }
+            if closed {
+                return nil
+            }
+            guard clock.now < deadline else {
+                throw TestKitError("no frame from the server within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Waits until the server closes the connection, skipping any frames it sends first; returns whether it did
+    /// within `timeout`.
+    public func waitForClose(within timeout: Duration = .seconds(10)) async -> Bool {
+        await eventually(within: timeout) {
+            self.received.withLockedValue { $0.closed }
+        }
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        try? await self.channel.close()
+    }
+}
+
+private final class Collector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    let received: NIOLockedValueBox<(bytes: ByteBuffer, closed: Bool)>
+
+    init(received: NIOLockedValueBox<(bytes: ByteBuffer, closed: Bool)>) {
+        self.received = received
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = Self.unwrapInboundIn(data)
+        _ = self.received.withLockedValue { $0.bytes.writeBuffer(&bytes) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.received.withLockedValue { $0.closed = true }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

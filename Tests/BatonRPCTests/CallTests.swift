@@ -1,0 +1,250 @@
+import BatonProto
+import BatonRPC
+import BatonTestKit
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import SwiftProtobuf
+import Testing
+
+/// WIRE.md, "Calls": unary and streaming replies, multiplexing, deadlines, CANCEL and the status of each error.
+@Suite("Calls")
+struct CallTests {
+    let echo = "/baton.testing.v1.Echo/Echo"
+    let hang = "/baton.testing.v1.Echo/Hang"
+    let expand = "/baton.testing.v1.Echo/Expand"
+
+    func text(_ text: String, delayMs: UInt32 = 0) -> Baton_Testing_V1_EchoRequest {
+        var request = Baton_Testing_V1_EchoRequest()
+        request.text = text
+        request.delayMs = delayMs
+        return request
+    }
+
+    func tagged(_ tag: String) -> Baton_Testing_V1_EchoRequest {
+        var request = Baton_Testing_V1_EchoRequest()
+        request.tag = tag
+        return request
+    }
+
+    @Test("a unary call returns the handler's reply")
+    func unarySuccess() async throws {
+        try await withEchoServer { socket, _, _ in
+            let client = RPCClient(socketPath: socket)
+            let reply = try await client.unary(self.echo, self.text("hi there"), as: Baton_Testing_V1_EchoReply.self)
+            #expect(reply.text == "hi there")
+            await client.close()
+        }
+    }
+
+    @Test("an unknown method ends UNIMPLEMENTED, naming the method")
+    func unknownMethod() async throws {
+        try await withEchoServer { socket, _, _ in
+            let client = RPCClient(socketPath: socket)
+            let error = await #expect(throws: RPCError.self) {
+                try await client.unary("/baton.nothing.v1.Nobody/Nothing", self.text("x"), as: Baton_Testing_V1_EchoReply.self)
+            }
+            #expect(error?.code == .unimplemented)
+            #expect(error?.message.contains("/baton.nothing.v1.Nobody/Nothing") == true)
+            await client.close()
+        }
+    }
+
+    @Test("a payload that does not decode ends INVALID_ARGUMENT, naming the message type")
+    func undecodablePayload() async throws {
+        try await withEchoServer { socket, _, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            var frame = try RawConnection.request(4, self.echo, self.text(""))
+            frame.payload = Data([0xFF, 0xFF, 0xFF])
+            try await connection.send(frame)
+            let reply = try #require(try await connection.nextFrame())
+            #expect(reply.callID == 4)
+            #expect(reply.status.code == RPCStatusCode.invalidArgument.rawValue)
+            #expect(reply.status.message.contains("baton.testing.v1.EchoRequest"))
+            #expect(reply.payload.isEmpty)
+            await connection.close()
+        }
+    }
+
+    @Test("a server-streaming call sends each MESSAGE, then END")
+    func serverStreaming() async throws {
+        try await withEchoServer { socket, _, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            var request = self.text("s")
+            request.count = 5
+            try await connection.send(try RawConnection.request(9, self.expand, request))
+            for index in 0..<5 {
+                let frame = try #require(try await connection.nextFrame())
+                #expect(frame.kind == .message)
+                #expect(try Baton_Testing_V1_EchoReply(serializedBytes: frame.payload).index == UInt32(index))
+            }
+            let end = try #require(try await connection.nextFrame())
+            #expect(end.kind == .end)
+            #expect(end.status.code == 0)
+            #expect(end.payload.isEmpty)
+            await connection.close()
+
+            let client = RPCClient(socketPath: socket)
+            var indices: [UInt32] = []
+            for try await reply in try client.serverStream(self.expand, request, as: Baton_Testing_V1_EchoReply.self) {
+                indices.append(reply.index)
+            }
+            #expect(indices == [0, 1, 2, 3, 4])
+            await client.close()
+        }
+    }
+
+    @Test("1,000 concurrent calls on one connection complete, out of order")
+    func thousandConcurrentCalls() async throws {
+        try await withEchoServer { socket, _, _ in
+            let client = RPCClient(socketPath: socket)
+            let finished = NIOLockedValueBox<[Int]>([])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<1000 {
+                    group.addTask {
+                        // Later calls are quicker, so replies overtake earlier calls.
+                        let delay = UInt32((999 - index) % 50)
+                        let reply = try await client.unary(
+                            self.echo,
+                            self.text("call \(index)", delayMs: delay),
+                            as: Baton_Testing_V1_EchoReply.self
+                        )
+                        #expect(reply.text == "call \(index)")
+                        finished.withLockedValue { $0.append(index) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let order = finished.withLockedValue { $0 }
+            #expect(order.count == 1000)
+            #expect(Set(order).count == 1000)
+            #expect(order != order.sorted(), "replies should arrive in the order calls finish, not the order sent")
+            await client.close()
+        }
+    }
+
+    @Test("a passed deadline ends DEADLINE_EXCEEDED and the handler sees cancellation")
+    func deadline() async throws {
+        try await withEchoServer { socket, echo, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            try await connection.send(try RawConnection.request(5, self.hang, self.tagged("deadline"), timeoutMs: 100))
+            let reply = try #require(try await connection.nextFrame())
+            #expect(reply.callID == 5)
+            #expect(reply.status.code == RPCStatusCode.deadlineExceeded.rawValue)
+            #expect(await eventually { echo.sawCancellation("deadline") })
+            await connection.close()
+
+            let client = RPCClient(socketPath: socket)
+            let error = await #expect(throws: RPCError.self) {
+                try await client.unary(
+                    self.hang,
+                    self.tagged("client deadline"),
+                    as: Baton_Testing_V1_EchoReply.self,
+                    options: CallOptions(timeout: .milliseconds(100))
+                )
+            }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(await eventually { echo.sawCancellation("client deadline") })
+            await client.close()
+        }
+    }
+
+    @Test("CANCEL ends the call CANCELLED and the handler sees cancellation")
+    func cancel() async throws {
+        try await withEchoServer { socket, echo, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            try await connection.send(try RawConnection.request(6, self.hang, self.tagged("cancel")))
+            #expect(await eventually { echo.hasStarted("cancel") })
+            var cancel = Baton_Rpc_V1_Frame()
+            cancel.callID = 6
+            cancel.kind = .cancel
+            try await connection.send(cancel)
+            let reply = try #require(try await connection.nextFrame())
+            #expect(reply.callID == 6)
+            #expect(reply.status.code == RPCStatusCode.cancelled.rawValue)
+            #expect(await eventually { echo.sawCancellation("cancel") })
+            // A CANCEL for a call that has already ended is ignored, and the connection stays usable.
+            try await connection.send(cancel)
+            try await connection.send(try RawConnection.request(7, self.echo, self.text("after")))
+            let after = try #require(try await connection.nextFrame())
+            #expect(after.callID == 7)
+            #expect(after.status.code == 0)
+            await connection.close()
+        }
+    }
+
+    @Test("cancelling the calling task sends CANCEL")
+    func taskCancellation() async throws {
+        try await withEchoServer { socket, echo, _ in
+            let client = RPCClient(socketPath: socket)
+            let task = Task {
+                try await client.unary(self.hang, self.tagged("task"), as: Baton_Testing_V1_EchoReply.self)
+            }
+            #expect(await eventually { echo.hasStarted("task") })
+            task.cancel()
+            let result = await task.result
+            #expect(throws: RPCError.self) { try result.get() }
+            #expect(await eventually { echo.sawCancellation("task") })
+            await client.close()
+        }
+    }
+
+    @Test("a REQUEST beyond 1,024 open calls ends RESOURCE_EXHAUSTED")
+    func openCallLimit() async throws {
+        try await withEchoServer { socket, echo, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            var bytes: [UInt8] = []
+            for id in 1...Wire.maxOpenCalls {
+                bytes += try RawConnection.framed(try RawConnection.request(UInt64(id), self.hang, self.tagged("h\(id)")))
+            }
+            try await connection.send(bytes)
+            #expect(await eventually { echo.hasStarted("h\(Wire.maxOpenCalls)") })
+            try await connection.send(try RawConnection.request(5000, self.echo, self.text("one too many")))
+            let reply = try #require(try await connection.nextFrame())
+            #expect(reply.callID == 5000)
+            #expect(reply.status.code == RPCStatusCode.resourceExhausted.rawValue)
+            await connection.close()
+            #expect(await eventually { echo.sawCancellation("h1") }, "closing the connection cancels its calls")
+        }
+    }
+
+    @Test("a REQUEST that reuses an open call id closes the connection")
+    func reusedCallID() async throws {
+        try await withEchoServer { socket, echo, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            try await connection.send(try RawConnection.request(8, self.hang, self.tagged("first")))
+            #expect(await eventually { echo.hasStarted("first") })
+            try await connection.send(try RawConnection.request(8, self.echo, self.text("again")))
+            #expect(await connection.waitForClose())
+            #expect(await eventually { echo.sawCancellation("first") })
+        }
+    }
+
+    @Test("an unexpected error reaches the client as INTERNAL, without its details")
+    func internalError() async throws {
+        struct Secret: Error {}
+        var methods = RPCMethods()
+        methods.unary("/baton.testing.v1.Echo/Echo") { (_: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
+            throw Secret()
+        }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let recorder = LogRecorder()
+        let server = RPCServer(
+            configuration: .init(socketPath: directory.appending("s.sock")),
+            methods: methods,
+            logger: recorder.logger()
+        )
+        try await server.bind()
+        async let running: Void = server.run()
+        let client = RPCClient(socketPath: server.configuration.socketPath)
+        let error = await #expect(throws: RPCError.self) {
+            try await client.unary(self.echo, self.text(""), as: Baton_Testing_V1_EchoReply.self)
+        }
+        #expect(error == RPCError(code: .internal, message: "internal error"))
+        #expect(recorder.messages(at: .error).first?.contains("Secret") == true)
+        await client.close()
+        server.shutdown()
+        try await running
+    }
+}
