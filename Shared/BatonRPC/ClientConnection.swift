@@ -176,9 +176,14 @@ final class ClientCore {
         for (id, call) in self.calls where call.sent {
             self.abandon(id, with: RPCError.unavailable("the connection to '\(self.socketPath)' was lost"))
         }
-        if !self.closed {
-            self.logger.info("connection lost", metadata: ["baton.socket": "\(self.socketPath)"])
+        guard !self.closed else {
+            return
+        }
+        self.logger.info("connection lost", metadata: ["baton.socket": "\(self.socketPath)"])
+        if self.calls.isEmpty {
             self.scheduleReconnect()
+        } else {
+            self.connect()  // calls whose requests never left wait for a new connection
         }
     }
 
@@ -200,11 +205,19 @@ final class ClientCore {
         }
     }
 
+    /// Writes call `id`'s REQUEST. If the write fails, the server never saw the request (a Unix socket refuses a
+    /// write once the peer has closed), so the call goes back in the queue for the next connection.
     private func send(_ id: UInt64, on handler: ClientConnectionHandler) {
-        self.calls[id]?.sent = true
-        if let request = self.calls[id]?.request {
-            handler.write(request)
+        guard let request = self.calls[id]?.request else {
+            return
         }
+        self.calls[id]?.sent = true
+        let written = self.eventLoop.makePromise(of: Void.self)
+        let this = NIOLoopBound(self, eventLoop: self.eventLoop)
+        written.futureResult.whenFailure { _ in
+            this.value.calls[id]?.sent = false
+        }
+        handler.write(request, promise: written)
     }
 
     // MARK: - Replies
@@ -290,15 +303,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         self.context = context
     }
 
-    func write(_ frame: Baton_Rpc_V1_Frame) {
+    func write(_ frame: Baton_Rpc_V1_Frame, promise: EventLoopPromise<Void>? = nil) {
         guard let context = self.context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
         // The client checked the request's size when it made the frame, so this cannot exceed the limit.
         guard let buffer = try? frame.framedBuffer(allocator: context.channel.allocator) else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.write(Self.wrapOutboundOut(buffer), promise: nil)
+        context.write(Self.wrapOutboundOut(buffer), promise: promise)
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.flushes.wrote {
             context.eventLoop.execute {

@@ -41,9 +41,10 @@ public final class HealthStatusProvider: Sendable {
         self.state.withLockedValue { $0.statuses[service] }
     }
 
-    /// Whether the server has started to drain; a watch stream ends once it has reported that.
-    var isDraining: Bool {
-        self.state.withLockedValue { $0.draining }
+    /// The status of `service` (nil when unknown) and whether the server drains, read together so that a watcher
+    /// that sees the drain also sees the `NOT_SERVING` it brought.
+    private func snapshot(ofService service: String) -> (status: Status?, draining: Bool) {
+        self.state.withLockedValue { ($0.statuses[service], $0.draining) }
     }
 
     /// Reports every service `NOT_SERVING`, for good: the server is shutting down.
@@ -93,12 +94,13 @@ public final class HealthStatusProvider: Sendable {
             var last: Status?
             var iterator = changes.makeAsyncIterator()
             repeat {
-                let status = self.status(ofService: request.service) ?? .serviceUnknown
+                let (known, draining) = self.snapshot(ofService: request.service)
+                let status = known ?? .serviceUnknown
                 if status != last {
                     try await writer.send(.with { $0.status = status })
                     last = status
                 }
-                if self.isDraining {
+                if draining {
                     throw RPCError.unavailable("the process is shutting down")
                 }
             } while await iterator.next() != nil

@@ -104,19 +104,23 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// Stops taking new calls and closes the connection once the open ones have ended.
     func beginDrain() {
         self.draining = true
-        if self.calls.isEmpty, let context = self.context, !self.closed {
-            self.closed = true
-            context.close(promise: nil)
+        if self.calls.isEmpty {
+            self.closeAfterFlushing()
         }
     }
 
     /// Closes the connection now, cancelling every open call.
     func forceClose() {
-        guard let context = self.context, !self.closed else {
-            return
-        }
         for id in Array(self.calls.keys) {
             self.end(id, .failure(RPCError.unavailable("the server shut down before the call finished")))
+        }
+        self.closeAfterFlushing()
+    }
+
+    /// Sends what has been written, then closes; nothing written before is lost.
+    private func closeAfterFlushing() {
+        guard let context = self.context, !self.closed else {
+            return
         }
         self.closed = true
         self.flushes.flushNow(context: context)
@@ -253,10 +257,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         call.deadline?.cancel()
         call.writableWaiter?.resume(throwing: RPCError.cancelled("the call has ended"))
         self.writeEnd(id, result, method: call.method)
-        if self.draining && self.calls.isEmpty, let context = self.context, !self.closed {
-            self.closed = true
-            self.flushes.flushNow(context: context)
-            context.close(promise: nil)
+        if self.draining && self.calls.isEmpty {
+            self.closeAfterFlushing()
         }
     }
 
@@ -327,11 +329,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             "protocol violation, closing the connection",
             metadata: ["baton.reason": "\(error)"]
         )
-        self.closed = true
         for call in self.calls.values {
             call.task?.cancel()
         }
-        self.flushes.flushNow(context: context)
-        context.close(promise: nil)
+        self.closeAfterFlushing()
     }
 }

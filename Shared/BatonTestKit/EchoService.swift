@@ -11,7 +11,7 @@ public final class EchoService: Sendable {
     /// A service with no calls seen yet.
     public init() {}
 
-    /// Whether a `Hang` call tagged `tag` has started.
+    /// Whether an `Echo` or `Hang` call tagged `tag` has started.
     public func hasStarted(_ tag: String) -> Bool {
         self.state.withLockedValue { $0.started.contains(tag) }
     }
@@ -26,6 +26,9 @@ public final class EchoService: Sendable {
         var methods = RPCMethods()
         methods.unary("/baton.testing.v1.Echo/Echo") {
             (request: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
+            if !request.tag.isEmpty {
+                self.state.withLockedValue { _ = $0.started.insert(request.tag) }
+            }
             if request.delayMs > 0 {
                 try await Task.sleep(for: .milliseconds(request.delayMs))
             }

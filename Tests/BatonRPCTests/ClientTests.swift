@@ -1,0 +1,149 @@
+import BatonProto
+import BatonRPC
+import BatonTestKit
+import Logging
+import Testing
+
+/// The client library: failing fast, waiting for the server, reconnecting, and Health.
+@Suite("Client")
+struct ClientTests {
+    let check = "/grpc.health.v1.Health/Check"
+
+    func health(_ client: RPCClient, options: CallOptions = CallOptions()) async throws -> HealthStatusProvider.Status {
+        try await client.unary(
+            self.check,
+            Grpc_Health_V1_HealthCheckRequest(),
+            as: Grpc_Health_V1_HealthCheckResponse.self,
+            options: options
+        ).status
+    }
+
+    func server(at path: String) -> RPCServer {
+        RPCServer(configuration: .init(socketPath: path), methods: RPCMethods(), logger: Logger(label: "client-tests"))
+    }
+
+    @Test("a call while the server is down fails fast with UNAVAILABLE")
+    func failsFast() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let client = RPCClient(socketPath: directory.appending("nobody.sock"))
+        let clock = ContinuousClock()
+        let started = clock.now
+        let error = await #expect(throws: RPCError.self) { try await self.health(client) }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("nobody.sock") == true)
+        #expect(clock.now - started < .seconds(2))
+        await client.close()
+    }
+
+    @Test("a call that waits for the server succeeds once it starts, and times out if it never does")
+    func waitsForReady() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.appending("late.sock")
+        let client = RPCClient(socketPath: path)
+        let error = await #expect(throws: RPCError.self) {
+            try await self.health(client, options: CallOptions(timeout: .milliseconds(200), waitForReady: true))
+        }
+        #expect(error?.code == .deadlineExceeded)
+
+        async let status = self.health(client, options: CallOptions(timeout: .seconds(20), waitForReady: true))
+        try await Task.sleep(for: .milliseconds(100))
+        let server = self.server(at: path)
+        try await server.bind()
+        server.health.setStatus(.serving)
+        #expect(try await status == .serving)
+        await client.close()
+        server.shutdown()
+        try await server.run()
+    }
+
+    @Test("the same client reconnects by itself after the server restarts")
+    func reconnects() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.appending("restart.sock")
+        let client = RPCClient(socketPath: path)
+        for round in 1...3 {
+            let server = self.server(at: path)
+            try await server.bind()
+            server.health.setStatus(.serving)
+            #expect(try await self.health(client, options: CallOptions(timeout: .seconds(20), waitForReady: true)) == .serving, "round \(round)")
+            server.shutdown()
+            try await server.run()
+        }
+        await client.close()
+    }
+
+    @Test("Health/Check answers for the process and NOT_FOUND for an unknown service")
+    func healthCheck() async throws {
+        try await withEchoServer { socket, _, server in
+            let client = RPCClient(socketPath: socket)
+            let before = try await self.health(client)
+            #expect(before == .serving)
+            server.health.setStatus(.notServing)
+            let after = try await self.health(client)
+            #expect(after == .notServing)
+            var request = Grpc_Health_V1_HealthCheckRequest()
+            request.service = "baton.nothing.v1.Nothing"
+            let error = await #expect(throws: RPCError.self) {
+                try await client.unary(self.check, request, as: Grpc_Health_V1_HealthCheckResponse.self)
+            }
+            #expect(error?.code == .notFound)
+            await client.close()
+        }
+    }
+
+    @Test("Health/Watch streams the status now and at each change, and NOT_SERVING when the server drains")
+    func healthWatch() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = self.server(at: directory.appending("watch.sock"))
+        try await server.bind()
+        server.health.setStatus(.serving)
+        async let running: Void = server.run()
+        let client = RPCClient(socketPath: server.configuration.socketPath)
+        let stream = try client.serverStream(
+            "/grpc.health.v1.Health/Watch",
+            Grpc_Health_V1_HealthCheckRequest(),
+            as: Grpc_Health_V1_HealthCheckResponse.self
+        )
+        var seen: [HealthStatusProvider.Status] = []
+        var ending: RPCError?
+        do {
+            for try await reply in stream {
+                seen.append(reply.status)
+                if seen == [.serving] {
+                    server.health.setStatus(.notServing)
+                } else if seen == [.serving, .notServing] {
+                    server.health.setStatus(.serving)
+                } else if seen.count == 3 {
+                    server.shutdown()
+                }
+            }
+        } catch let error as RPCError {
+            ending = error
+        }
+        #expect(seen == [.serving, .notServing, .serving, .notServing], "ended with \(String(describing: ending))")
+        #expect(ending?.code == .unavailable)
+        try await running
+        await client.close()
+    }
+
+    @Test("shutdown lets an in-flight call finish within the grace period")
+    func gracefulDrain() async throws {
+        try await withEchoServer { socket, echo, server in
+            let client = RPCClient(socketPath: socket)
+            var request = Baton_Testing_V1_EchoRequest()
+            request.text = "slow"
+            request.tag = "slow"
+            request.delayMs = 500
+            async let reply = client.unary("/baton.testing.v1.Echo/Echo", request, as: Baton_Testing_V1_EchoReply.self)
+            #expect(await eventually { echo.hasStarted("slow") })
+            server.shutdown()
+            let text = try await reply.text
+            #expect(text == "slow")
+            await client.close()
+        }
+    }
+}
