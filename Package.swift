@@ -109,9 +109,10 @@ let package = Package(
             name: "RPCBenchmark",
             dependencies: [
                 "BatonRPC",
-                "BatonProto",
+                "BatonTestKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             path: "Benchmarks/RPCBenchmark",
             swiftSettings: swiftSettings
@@ -133,7 +134,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonRuntimeTests",
-            dependencies: ["BatonRuntime"],
+            dependencies: [
+                "BatonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/BatonRuntimeTests",
             swiftSettings: swiftSettings
         ),

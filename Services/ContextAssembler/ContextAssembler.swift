@@ -10,7 +10,8 @@ import BatonRuntime
 struct ContextAssemblerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "context-assembler",
-        abstract: "Baton's context-assembler: serves Health on $BATON_RUN_DIR/context-assembler.sock until SIGTERM or SIGINT."
+        abstract:
+            "Baton's context-assembler: serves Health on $BATON_RUN_DIR/context-assembler.sock until SIGTERM or SIGINT."
     )
 
     @OptionGroup var options: ProcessOptions

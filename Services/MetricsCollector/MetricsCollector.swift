@@ -10,7 +10,8 @@ import BatonRuntime
 struct MetricsCollectorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics-collector",
-        abstract: "Baton's metrics-collector: serves Health on $BATON_RUN_DIR/metrics-collector.sock until SIGTERM or SIGINT."
+        abstract:
+            "Baton's metrics-collector: serves Health on $BATON_RUN_DIR/metrics-collector.sock until SIGTERM or SIGINT."
     )
 
     @OptionGroup var options: ProcessOptions

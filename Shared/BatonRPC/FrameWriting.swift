@@ -24,7 +24,9 @@ extension Baton_Rpc_V1_Frame {
         do {
             return try Self(serializedBytes: body.readableBytesSpan)
         } catch {
-            throw ProtocolViolation("frame of \(body.readableBytes) bytes does not decode as baton.rpc.v1.Frame: \(error)")
+            throw ProtocolViolation(
+                "frame of \(body.readableBytes) bytes does not decode as baton.rpc.v1.Frame: \(error)"
+            )
         }
     }
 }

@@ -8,6 +8,7 @@ import SwiftProtobuf
 /// open, configuration loaded); the server sets every service to `NOT_SERVING` when it starts to drain.
 public final class HealthStatusProvider: Sendable {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
+    private typealias Response = Grpc_Health_V1_HealthCheckResponse
 
     private struct State {
         var statuses: [String: Status] = ["": .notServing]
@@ -89,7 +90,7 @@ public final class HealthStatusProvider: Sendable {
             return .with { $0.status = status }
         }
         methods.serverStreaming("/grpc.health.v1.Health/Watch") {
-            (request: Grpc_Health_V1_HealthCheckRequest, _, writer: RPCStreamWriter<Grpc_Health_V1_HealthCheckResponse>) in
+            (request: Grpc_Health_V1_HealthCheckRequest, _, writer: RPCStreamWriter<Response>) in
             let changes = self.changes()
             var last: Status?
             var iterator = changes.makeAsyncIterator()

@@ -42,7 +42,8 @@ public struct PeerPolicy: Hashable, Sendable {
     ///
     /// `supplementaryGroups` is asked only when the peer is neither the server's user, root, nor primarily
     /// in the allowed group; it returns the groups the peer's user belongs to.
-    public func allows(_ peer: PeerCredentials, supplementaryGroups: (UInt32) -> [UInt32] = Self.groups(ofUID:)) -> Bool {
+    public func allows(_ peer: PeerCredentials, supplementaryGroups: (UInt32) -> [UInt32] = Self.groups(ofUID:)) -> Bool
+    {
         if peer.uid == self.serverUID || peer.uid == 0 {
             return true
         }

@@ -130,7 +130,8 @@ public final class RPCClient: Sendable {
         return frame
     }
 
-    static func decode<Response: Message>(_ type: Response.Type, from payload: Data, method: String) throws -> Response {
+    static func decode<Response: Message>(_ type: Response.Type, from payload: Data, method: String) throws -> Response
+    {
         do {
             return try Response(serializedBytes: payload)
         } catch {

@@ -1,6 +1,6 @@
 public import Logging
-public import NIOCore
 import NIOConcurrencyHelpers
+public import NIOCore
 public import NIOPosix
 public import ServiceLifecycle
 
@@ -35,7 +35,8 @@ public final class RPCServer: Service, Sendable {
 
     private struct State {
         var listener: (any Channel)?
-        var connections: [ObjectIdentifier: (channel: any Channel, handler: NIOLoopBound<ServerConnectionHandler>)] = [:]
+        var connections: [ObjectIdentifier: (channel: any Channel, handler: NIOLoopBound<ServerConnectionHandler>)] =
+            [:]
         var stopping = false
     }
 

@@ -142,7 +142,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
             }
             self.end(frame.callID, .failure(RPCError.cancelled("cancelled by the client")))
         case .message, .end:
-            throw ProtocolViolation("client sent a \(frame.kind) frame for call \(frame.callID) (only servers send those)")
+            throw ProtocolViolation(
+                "client sent a \(frame.kind) frame for call \(frame.callID) (only servers send those)"
+            )
         case .unspecified, .UNRECOGNIZED:
             throw ProtocolViolation("frame for call \(frame.callID) has unknown kind \(frame.kind.rawValue)")
         }

@@ -1,6 +1,6 @@
 public import BatonProto
-import NIOCore
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 public import SwiftProtobuf
 

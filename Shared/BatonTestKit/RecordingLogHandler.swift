@@ -19,7 +19,8 @@ public final class LogRecorder: Sendable {
     public func messages(at level: Logger.Level) -> [String] {
         self.lines.withLockedValue { lines in
             lines.filter { $0.level == level }.map { line in
-                line.message + " " + line.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                line.message + " "
+                    + line.metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                     .joined(separator: " ")
             }
         }

@@ -38,6 +38,13 @@ public final class ServiceProcess: Sendable {
         return components.joined(separator: "/")
     }
 
+    /// The repository's root, found from this file's path at build time.
+    public static var repositoryDirectory: String {
+        var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+        components.removeLast(3)  // Shared/BatonTestKit/ServiceProcess.swift
+        return components.joined(separator: "/")
+    }
+
     /// Starts the executable `name` from ``productsDirectory`` with `arguments`, adding `environment` to this
     /// process's own, in `workingDirectory`, its output going to `logPath`.
     public static func start(

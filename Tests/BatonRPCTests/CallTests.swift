@@ -42,7 +42,11 @@ struct CallTests {
         try await withEchoServer { socket, _, _ in
             let client = RPCClient(socketPath: socket)
             let error = await #expect(throws: RPCError.self) {
-                try await client.unary("/baton.nothing.v1.Nobody/Nothing", self.text("x"), as: Baton_Testing_V1_EchoReply.self)
+                try await client.unary(
+                    "/baton.nothing.v1.Nobody/Nothing",
+                    self.text("x"),
+                    as: Baton_Testing_V1_EchoReply.self
+                )
             }
             #expect(error?.code == .unimplemented)
             #expect(error?.message.contains("/baton.nothing.v1.Nobody/Nothing") == true)
@@ -195,7 +199,9 @@ struct CallTests {
             let connection = try await RawConnection.connect(to: socket)
             var bytes: [UInt8] = []
             for id in 1...Wire.maxOpenCalls {
-                bytes += try RawConnection.framed(try RawConnection.request(UInt64(id), self.hang, self.tagged("h\(id)")))
+                bytes += try RawConnection.framed(
+                    try RawConnection.request(UInt64(id), self.hang, self.tagged("h\(id)"))
+                )
             }
             try await connection.send(bytes)
             #expect(await eventually { echo.hasStarted("h\(Wire.maxOpenCalls)") })
@@ -224,7 +230,8 @@ struct CallTests {
     func internalError() async throws {
         struct Secret: Error {}
         var methods = RPCMethods()
-        methods.unary("/baton.testing.v1.Echo/Echo") { (_: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
+        methods.unary("/baton.testing.v1.Echo/Echo") {
+            (_: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
             throw Secret()
         }
         let directory = try TemporaryDirectory()

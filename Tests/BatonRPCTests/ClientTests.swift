@@ -68,7 +68,11 @@ struct ClientTests {
             let server = self.server(at: path)
             try await server.bind()
             server.health.setStatus(.serving)
-            #expect(try await self.health(client, options: CallOptions(timeout: .seconds(20), waitForReady: true)) == .serving, "round \(round)")
+            #expect(
+                try await self.health(client, options: CallOptions(timeout: .seconds(20), waitForReady: true))
+                    == .serving,
+                "round \(round)"
+            )
             server.shutdown()
             try await server.run()
         }

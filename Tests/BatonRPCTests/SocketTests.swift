@@ -68,7 +68,11 @@ struct SocketTests {
     @Test("a second server on a live socket is refused and the first keeps serving")
     func liveSocketRefused() async throws {
         try await withEchoServer { socket, _, _ in
-            let second = RPCServer(configuration: .init(socketPath: socket), methods: RPCMethods(), logger: Logger(label: "second"))
+            let second = RPCServer(
+                configuration: .init(socketPath: socket),
+                methods: RPCMethods(),
+                logger: Logger(label: "second")
+            )
             let error = await #expect(throws: SocketFileError.self) { try await second.bind() }
             #expect(error?.description == "another process is already serving on '\(socket)'")
             let client = RPCClient(socketPath: socket)
@@ -103,6 +107,11 @@ struct SocketTests {
         #expect(policy.allows(PeerCredentials(pid: 1, uid: 2000, gid: 50), supplementaryGroups: noGroups))
         #expect(policy.allows(PeerCredentials(pid: 1, uid: 2000, gid: 2000), supplementaryGroups: { _ in [7, 50] }))
         #expect(!policy.allows(PeerCredentials(pid: 1, uid: 2000, gid: 2000), supplementaryGroups: { _ in [7] }))
-        #expect(!PeerPolicy(serverUID: 1000).allows(PeerCredentials(pid: 1, uid: 2000, gid: 50), supplementaryGroups: { _ in [50] }))
+        #expect(
+            !PeerPolicy(serverUID: 1000).allows(
+                PeerCredentials(pid: 1, uid: 2000, gid: 50),
+                supplementaryGroups: { _ in [50] }
+            )
+        )
     }
 }

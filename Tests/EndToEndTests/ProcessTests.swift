@@ -1,0 +1,234 @@
+import BatonProto
+import BatonRPC
+import BatonTestKit
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The four service executables, started for real: they serve Health on their socket, refuse a second
+/// instance, shut down cleanly on a signal, and come back after a kill with their clients none the wiser.
+@Suite("Service processes")
+struct ProcessTests {
+    static let services = ["context-assembler", "gate-evaluator", "router", "metrics-collector"]
+
+    func mode(of path: String) -> mode_t {
+        var info = stat()
+        _ = lstat(path, &info)
+        return info.st_mode & 0o777
+    }
+
+    func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    @Test(
+        "each service serves Health on var/run/<name>.sock and exits 0 on SIGTERM, removing its socket",
+        arguments: Self.services
+    )
+    func servesAndStops(name: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let process = try ServiceProcess.start(
+            name,
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        defer { process.stop() }
+        let socket = directory.appending("var/run/\(name).sock")
+        try await process.waitUntilServing(socketPath: socket)
+        #expect(self.mode(of: directory.appending("var/run")) == 0o700)
+        #expect(self.mode(of: socket) == 0o600)
+        #expect(self.exists(directory.appending("var/data")))
+
+        process.signal(SIGTERM)
+        #expect(await process.waitForExit() == 0)
+        #expect(!self.exists(socket))
+    }
+
+    @Test("SIGINT stops a service cleanly too, and BATON_RUN_DIR moves its socket")
+    func sigintAndRunDirFromEnvironment() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let process = try ServiceProcess.start(
+            "router",
+            environment: [
+                "BATON_RUN_DIR": directory.appending("sockets"), "BATON_DATA_DIR": directory.appending("db"),
+            ],
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        defer { process.stop() }
+        try await process.waitUntilServing(socketPath: directory.appending("sockets/router.sock"))
+        #expect(self.exists(directory.appending("db")))
+        process.signal(SIGINT)
+        #expect(await process.waitForExit() == 0)
+    }
+
+    @Test("a second instance on a live socket exits non-zero with one clear line, and the first keeps serving")
+    func secondInstanceRefused() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let first = try ServiceProcess.start(
+            "router",
+            workingDirectory: directory.path,
+            logPath: directory.appending("first.log")
+        )
+        defer { first.stop() }
+        let socket = directory.appending("var/run/router.sock")
+        try await first.waitUntilServing(socketPath: socket)
+
+        let second = try ServiceProcess.start(
+            "router",
+            workingDirectory: directory.path,
+            logPath: directory.appending("second.log")
+        )
+        defer { second.stop() }
+        let status = await second.waitForExit()
+        #expect(status != nil && status != 0)
+        let lines = second.output.split(separator: "\n")
+        #expect(lines.contains { $0.contains("another process is already serving on 'var/run/router.sock'") })
+        #expect(lines.count == 1, "expected one line, got: \(second.output)")
+
+        try await first.waitUntilServing(socketPath: socket, within: .seconds(5))
+    }
+
+    @Test("a stale socket left by a killed process is replaced when it starts again")
+    func staleSocketAfterKill() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let socket = directory.appending("var/run/metrics-collector.sock")
+        let first = try ServiceProcess.start(
+            "metrics-collector",
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        defer { first.stop() }
+        try await first.waitUntilServing(socketPath: socket)
+        first.stop()
+        #expect(self.exists(socket), "SIGKILL leaves the socket file behind")
+
+        let second = try ServiceProcess.start(
+            "metrics-collector",
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        defer { second.stop() }
+        try await second.waitUntilServing(socketPath: socket)
+        #expect(second.output.contains("replaced a stale socket file"))
+    }
+
+    @Test("kill -9 during traffic, start again: the same client object's later calls succeed")
+    func restartDuringTraffic() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let socket = directory.appending("var/run/gate-evaluator.sock")
+        let log = directory.appending("log")
+        let first = try ServiceProcess.start("gate-evaluator", workingDirectory: directory.path, logPath: log)
+        defer { first.stop() }
+        try await first.waitUntilServing(socketPath: socket)
+
+        let client = RPCClient(socketPath: socket)
+        let check: @Sendable (CallOptions) async throws -> HealthStatusProvider.Status = { options in
+            try await client.unary(
+                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_HealthCheckRequest(),
+                as: Grpc_Health_V1_HealthCheckResponse.self,
+                options: options
+            ).status
+        }
+        var failuresWhileDown = 0
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            // Traffic: 8 callers in a loop, through the kill, until the test has restarted the server.
+            let restarted = Flag()
+            for _ in 0..<8 {
+                group.addTask {
+                    var failures = 0
+                    while !restarted.isSet {
+                        do {
+                            _ = try await check(CallOptions(timeout: .seconds(5)))
+                        } catch let error as RPCError {
+                            #expect([.unavailable, .deadlineExceeded].contains(error.code), "\(error)")
+                            failures += 1
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                    }
+                    return failures
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            first.stop()
+            try await Task.sleep(for: .milliseconds(200))
+            let second = try ServiceProcess.start("gate-evaluator", workingDirectory: directory.path, logPath: log)
+            defer { second.stop() }
+            try await second.waitUntilServing(socketPath: socket)
+            for _ in 0..<20 {
+                #expect(try await check(CallOptions(timeout: .seconds(5))) == .serving)
+            }
+            restarted.set()
+            for try await failures in group {
+                failuresWhileDown += failures
+            }
+        }
+        #expect(failuresWhileDown > 0, "calls made while the server was down should have failed fast")
+        await client.close()
+    }
+
+    @Test(
+        "a bad setting is refused at start with a message naming it",
+        arguments: [
+            (["--log-level", "loud"], [String: String](), "--log-level 'loud' is not a log level"),
+            ([], ["BATON_LOG_LEVEL": "verbose"], "BATON_LOG_LEVEL 'verbose' is not a log level"),
+            ([], ["BATON_RUN_DIR": ""], "BATON_RUN_DIR is empty"),
+            (["--data-dir", ""], [:], "--data-dir is empty"),
+            (
+                [], ["BATON_SOCKET_GROUP": "no-such-group-here"],
+                "BATON_SOCKET_GROUP 'no-such-group-here' names no group"
+            ),
+            (["--frobnicate"], [:], "Unknown option '--frobnicate'"),
+        ]
+    )
+    func badSetting(arguments: [String], environment: [String: String], message: String) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let process = try ServiceProcess.start(
+            "router",
+            arguments: arguments,
+            environment: environment,
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        defer { process.stop() }
+        let status = await process.waitForExit()
+        #expect(status != nil && status != 0)
+        #expect(process.output.contains(message), "output: \(process.output)")
+    }
+
+    @Test("a run directory path that is a file is refused, naming it")
+    func runDirectoryIsAFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        fclose(fopen(directory.appending("taken"), "w"))
+        let process = try ServiceProcess.start(
+            "router",
+            arguments: ["--run-dir", "taken/run"],
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        defer { process.stop() }
+        #expect(await process.waitForExit() == 1)
+        #expect(process.output.contains("run directory 'taken/run': './taken' exists and is not a directory"))
+    }
+}
+
+/// A flag one task sets and others poll.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    var isSet: Bool { self.value.load(ordering: .acquiring) }
+
+    func set() { self.value.store(true, ordering: .releasing) }
+}
