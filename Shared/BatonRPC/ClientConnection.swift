@@ -9,6 +9,12 @@ import FoundationEssentials
 import Foundation
 #endif
 
+/// A REQUEST frame, serialized once when the call is made, with its call id.
+struct OutgoingRequest: Sendable {
+    let callID: UInt64
+    let body: [UInt8]
+}
+
 /// The client's state: its calls and its one connection. Lives on the client's event loop; every method must be
 /// called there.
 final class ClientCore {
@@ -19,7 +25,7 @@ final class ClientCore {
 
     private struct Call {
         var waiter: Waiter
-        var request: Baton_Rpc_V1_Frame
+        var request: OutgoingRequest
         var waitForReady: Bool
         var sent = false
         var deadline: Scheduled<Void>?
@@ -53,7 +59,7 @@ final class ClientCore {
 
     /// Opens a call; `cancellation` is checked here because the caller may be cancelled before this runs.
     func start(
-        _ request: Baton_Rpc_V1_Frame,
+        _ request: OutgoingRequest,
         waiter: Waiter,
         options: CallOptions,
         cancellation: CallCancellation
@@ -93,7 +99,9 @@ final class ClientCore {
             var cancel = Baton_Rpc_V1_Frame()
             cancel.callID = id
             cancel.kind = .cancel
-            handler.write(cancel)
+            if let body = try? cancel.checkedBody() {
+                handler.write(body)
+            }
         }
         Self.fail(call.waiter, with: error)
     }
@@ -217,7 +225,7 @@ final class ClientCore {
         written.futureResult.whenFailure { _ in
             this.value.calls[id]?.sent = false
         }
-        handler.write(request, promise: written)
+        handler.write(request.body, promise: written)
     }
 
     // MARK: - Replies
@@ -303,19 +311,16 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         self.context = context
     }
 
-    func write(_ frame: Baton_Rpc_V1_Frame, promise: EventLoopPromise<Void>? = nil) {
+    /// Writes one serialized frame (its size already checked) behind its length prefix.
+    func write(_ body: [UInt8], promise: EventLoopPromise<Void>? = nil) {
         guard let context = self.context else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        // The client checked the request's size when it made the frame, so this cannot exceed the limit.
-        guard let buffer = try? frame.framedBuffer(allocator: context.channel.allocator) else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
+        let buffer = Baton_Rpc_V1_Frame.framedBuffer(body: body, allocator: context.channel.allocator)
         context.write(Self.wrapOutboundOut(buffer), promise: promise)
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.flushes.wrote {
+        self.flushes.wrote(context: context) {
             context.eventLoop.execute {
                 guard let context = this.value.context else {
                     return

@@ -6,6 +6,11 @@ extension Baton_Rpc_V1_Frame {
     /// The frame serialized behind its big-endian length prefix, in one buffer, ready for the socket.
     /// Throws ``RPCError`` `RESOURCE_EXHAUSTED` when the frame would exceed WIRE.md's 4 MiB limit.
     func framedBuffer(allocator: ByteBufferAllocator) throws -> ByteBuffer {
+        Self.framedBuffer(body: try self.checkedBody(), allocator: allocator)
+    }
+
+    /// The serialized frame; throws ``RPCError`` `RESOURCE_EXHAUSTED` when it exceeds WIRE.md's 4 MiB limit.
+    func checkedBody() throws -> [UInt8] {
         let body: [UInt8] = try self.serializedBytes()
         guard body.count <= Wire.maxFrameLength else {
             throw RPCError(
@@ -13,6 +18,11 @@ extension Baton_Rpc_V1_Frame {
                 message: "a frame of \(body.count) bytes exceeds the 4 MiB limit (\(Wire.maxFrameLength) bytes)"
             )
         }
+        return body
+    }
+
+    /// A serialized frame behind its length prefix, in one buffer.
+    static func framedBuffer(body: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: Wire.lengthPrefixSize + body.count)
         buffer.writeInteger(UInt32(body.count), endianness: .big)
         buffer.writeBytes(body)
@@ -33,17 +43,14 @@ extension Baton_Rpc_V1_Frame {
 
 /// Coalesces flushes: frames written while a read burst is being handled go out at its end, and frames written
 /// from elsewhere on the event loop go out together once the loop has run what is already queued.
-extension TimeAmount {
-    /// The same span of time as a NIO `TimeAmount`, to the nanosecond, saturating at NIO's limits.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        self = .nanoseconds(overflow ? (seconds < 0 ? .min : .max) : scaled &+ attoseconds / 1_000_000_000)
-    }
-}
-
+///
+/// A batch is flushed early once it holds ``maxBatch`` frames: with many calls in flight, waiting for the whole
+/// window would make the two ends take turns (one works while the other idles) instead of overlapping.
 struct FlushCoalescer {
-    private var flushPending = false
+    static let maxBatch = 16
+
+    private var unflushed = 0
+    private var flushScheduled = false
     private var inReadBurst = false
 
     /// Marks the start of `channelRead` handling.
@@ -54,27 +61,25 @@ struct FlushCoalescer {
     /// Call in `channelReadComplete`: flushes whatever the burst wrote.
     mutating func readBurstEnded(context: ChannelHandlerContext) {
         self.inReadBurst = false
-        if self.flushPending {
-            self.flushPending = false
-            context.flush()
-        }
+        self.flushNow(context: context)
     }
 
-    /// Call after each write; `scheduleFlush` runs `flushNow` later on the same loop when no flush is due.
-    mutating func wrote(scheduleFlush: () -> Void) {
-        guard !self.flushPending else {
-            return
-        }
-        self.flushPending = true
-        if !self.inReadBurst {
+    /// Call after each write; `scheduleFlush` must arrange for ``flushNow(context:)`` to run later on the loop.
+    mutating func wrote(context: ChannelHandlerContext, scheduleFlush: () -> Void) {
+        self.unflushed += 1
+        if self.unflushed >= Self.maxBatch {
+            self.flushNow(context: context)
+        } else if !self.inReadBurst && !self.flushScheduled {
+            self.flushScheduled = true
             scheduleFlush()
         }
     }
 
-    /// Call from the scheduled job: flushes if nothing flushed in between.
+    /// Flushes what was written and not yet flushed.
     mutating func flushNow(context: ChannelHandlerContext) {
-        if self.flushPending {
-            self.flushPending = false
+        self.flushScheduled = false
+        if self.unflushed > 0 {
+            self.unflushed = 0
             context.flush()
         }
     }

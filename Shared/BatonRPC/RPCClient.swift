@@ -57,19 +57,24 @@ public final class RPCClient: Sendable {
         as response: Response.Type = Response.self,
         options: CallOptions = CallOptions()
     ) async throws -> Response {
-        let frame = try self.requestFrame(method, request, options: options)
+        let outgoing = try self.requestFrame(method, request, options: options)
         let cancellation = CallCancellation()
         let core = self.core
         let payload = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 self.eventLoop.runOnLoop {
-                    core.value.start(frame, waiter: .unary(continuation), options: options, cancellation: cancellation)
+                    core.value.start(
+                        outgoing,
+                        waiter: .unary(continuation),
+                        options: options,
+                        cancellation: cancellation
+                    )
                 }
             }
         } onCancel: {
             cancellation.cancel()
             self.eventLoop.runOnLoop {
-                core.value.abandon(frame.callID, with: RPCError.cancelled("the calling task was cancelled"))
+                core.value.abandon(outgoing.callID, with: RPCError.cancelled("the calling task was cancelled"))
             }
         }
         return try Self.decode(Response.self, from: payload, method: method)
@@ -83,7 +88,7 @@ public final class RPCClient: Sendable {
         as response: Response.Type = Response.self,
         options: CallOptions = CallOptions()
     ) throws -> RPCResponseStream<Response> {
-        let frame = try self.requestFrame(method, request, options: options)
+        let outgoing = try self.requestFrame(method, request, options: options)
         let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         let cancellation = CallCancellation()
         let core = self.core
@@ -93,11 +98,11 @@ public final class RPCClient: Sendable {
             }
             cancellation.cancel()
             self.eventLoop.runOnLoop {
-                core.value.abandon(frame.callID, with: RPCError.cancelled("the stream's consumer went away"))
+                core.value.abandon(outgoing.callID, with: RPCError.cancelled("the stream's consumer went away"))
             }
         }
         self.eventLoop.runOnLoop {
-            core.value.start(frame, waiter: .stream(continuation), options: options, cancellation: cancellation)
+            core.value.start(outgoing, waiter: .stream(continuation), options: options, cancellation: cancellation)
         }
         return RPCResponseStream(payloads: stream, method: method)
     }
@@ -112,7 +117,7 @@ public final class RPCClient: Sendable {
         _ method: String,
         _ request: Request,
         options: CallOptions
-    ) throws -> Baton_Rpc_V1_Frame {
+    ) throws -> OutgoingRequest {
         var frame = Baton_Rpc_V1_Frame()
         frame.callID = self.nextCallID.add(1, ordering: .relaxed).newValue
         frame.kind = .request
@@ -120,14 +125,12 @@ public final class RPCClient: Sendable {
         frame.timeoutMs = options.timeoutMilliseconds
         frame.metadata = options.metadata
         frame.payload = try request.serializedBytes()
-        let size = (try frame.serializedBytes() as [UInt8]).count
-        guard size <= Wire.maxFrameLength else {
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "the request to \(method) makes a frame of \(size) bytes, over the 4 MiB limit"
-            )
+        do {
+            return OutgoingRequest(callID: frame.callID, body: try frame.checkedBody())
+        } catch var error as RPCError {
+            error.message = "the request to \(method) is too big: \(error.message)"
+            throw error
         }
-        return frame
     }
 
     static func decode<Response: Message>(_ type: Response.Type, from payload: Data, method: String) throws -> Response

@@ -11,8 +11,17 @@ public struct RPCContext: Sendable {
     public let deadline: NIODeadline?
     /// The peer's credentials, read with `SO_PEERCRED` when it connected.
     public let peer: PeerCredentials
-    /// A logger carrying `baton.rpc.method` and `baton.rpc.call_id`.
-    public let logger: Logger
+    /// The call's id on its connection.
+    public let callID: UInt64
+    let connectionLogger: Logger
+
+    /// A logger carrying `baton.rpc.method` and `baton.rpc.call_id` (made when asked for: most calls never log).
+    public var logger: Logger {
+        var logger = self.connectionLogger
+        logger[metadataKey: "baton.rpc.method"] = "\(self.method)"
+        logger[metadataKey: "baton.rpc.call_id"] = "\(self.callID)"
+        return logger
+    }
 }
 
 /// Sends the messages of a server-streaming reply; the call ends when the handler returns.

@@ -182,16 +182,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
         }
 
         let eventLoop = context.eventLoop
-        var callLogger = self.logger
-        callLogger[metadataKey: "baton.rpc.method"] = "\(frame.method)"
-        callLogger[metadataKey: "baton.rpc.call_id"] = "\(id)"
         let deadline = frame.timeoutMs > 0 ? NIODeadline.now() + .milliseconds(Int64(frame.timeoutMs)) : nil
         let rpcContext = RPCContext(
             method: frame.method,
             metadata: frame.metadata,
             deadline: deadline,
             peer: self.peer,
-            logger: callLogger
+            callID: id,
+            connectionLogger: self.logger
         )
         var call = Call(method: frame.method)
         let this = NIOLoopBound(self, eventLoop: eventLoop)
@@ -298,7 +296,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private func write(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) throws {
         context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
         let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.flushes.wrote {
+        self.flushes.wrote(context: context) {
             context.eventLoop.execute {
                 guard let context = this.value.context else {
                     return
