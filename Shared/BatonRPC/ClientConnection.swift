@@ -44,6 +44,11 @@ final class ClientCore {
     let eventLoop: any EventLoop
     let logger: Logger
     private var calls: [UInt64: Call] = [:]
+    /// Calls not yet written to the connection, oldest first; an id whose call has gone is skipped.
+    private var unsent = CircularBuffer<UInt64>()
+    /// Calls written and not yet ended: never more than WIRE.md's open-calls limit, so that a client with more
+    /// concurrent calls queues them here instead of getting RESOURCE_EXHAUSTED from the server.
+    private var sentCount = 0
     private var connection = Connection.idle
     private var backoff = ClientCore.initialBackoff
     private var retry: Scheduled<Void>?
@@ -79,9 +84,10 @@ final class ClientCore {
             }
         }
         self.calls[id] = call
+        self.unsent.append(id)
         switch self.connection {
-        case .connected(let handler):
-            self.send(id, on: handler)
+        case .connected:
+            self.sendWaitingCalls()
         case .connecting:
             break  // sent when the attempt succeeds
         case .idle:
@@ -89,9 +95,20 @@ final class ClientCore {
         }
     }
 
+    /// Removes call `id`, keeping the count of calls on the wire true.
+    private func remove(_ id: UInt64) -> Call? {
+        guard let call = self.calls.removeValue(forKey: id) else {
+            return nil
+        }
+        if call.sent {
+            self.sentCount -= 1
+        }
+        return call
+    }
+
     /// Gives up on call `id`: tells the server with CANCEL if it has the call, and fails the caller with `error`.
     func abandon(_ id: UInt64, with error: RPCError) {
-        guard let call = self.calls.removeValue(forKey: id) else {
+        guard let call = self.remove(id) else {
             return
         }
         call.deadline?.cancel()
@@ -104,6 +121,9 @@ final class ClientCore {
             }
         }
         Self.fail(call.waiter, with: error)
+        if call.sent {
+            self.sendWaitingCalls()
+        }
     }
 
     /// Closes the connection and fails every open call; later calls fail with UNAVAILABLE.
@@ -154,9 +174,7 @@ final class ClientCore {
         self.connection = .connected(handler)
         self.wasConnected = true
         self.backoff = Self.initialBackoff
-        for id in self.calls.keys.sorted() where !(self.calls[id]?.sent ?? true) {
-            self.send(id, on: handler)
-        }
+        self.sendWaitingCalls()
     }
 
     private func connectFailed(_ error: any Error) {
@@ -213,19 +231,33 @@ final class ClientCore {
         }
     }
 
-    /// Writes call `id`'s REQUEST. If the write fails, the server never saw the request (a Unix socket refuses a
-    /// write once the peer has closed), so the call goes back in the queue for the next connection.
-    private func send(_ id: UInt64, on handler: ClientConnectionHandler) {
-        guard let request = self.calls[id]?.request else {
+    /// Writes waiting calls' REQUESTs, oldest first, while the connection is up and under the open-calls limit.
+    ///
+    /// If a write fails, the server never saw the request (a Unix socket refuses a write once the peer has
+    /// closed), so the call goes back to the front of the queue for the next connection.
+    private func sendWaitingCalls() {
+        guard case .connected(let handler) = self.connection else {
             return
         }
-        self.calls[id]?.sent = true
-        let written = self.eventLoop.makePromise(of: Void.self)
-        let this = NIOLoopBound(self, eventLoop: self.eventLoop)
-        written.futureResult.whenFailure { _ in
-            this.value.calls[id]?.sent = false
+        while self.sentCount < Wire.maxOpenCalls, let id = self.unsent.popFirst() {
+            guard let request = self.calls[id]?.request, self.calls[id]?.sent == false else {
+                continue
+            }
+            self.calls[id]?.sent = true
+            self.sentCount += 1
+            let written = self.eventLoop.makePromise(of: Void.self)
+            let this = NIOLoopBound(self, eventLoop: self.eventLoop)
+            written.futureResult.whenFailure { _ in
+                let core = this.value
+                guard core.calls[id]?.sent == true else {
+                    return
+                }
+                core.calls[id]?.sent = false
+                core.sentCount -= 1
+                core.unsent.prepend(id)
+            }
+            handler.write(request.body, promise: written)
         }
-        handler.write(request.body, promise: written)
     }
 
     // MARK: - Replies
@@ -242,10 +274,11 @@ final class ClientCore {
             }
             continuation.yield(frame.payload)
         case .end:
-            guard let call = self.calls.removeValue(forKey: frame.callID) else {
+            guard let call = self.remove(frame.callID) else {
                 return
             }
             call.deadline?.cancel()
+            defer { self.sendWaitingCalls() }
             let code = RPCStatusCode(rawValue: frame.status.code)
             guard code == .ok else {
                 return Self.fail(call.waiter, with: RPCError(code: code, message: frame.status.message))

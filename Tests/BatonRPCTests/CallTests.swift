@@ -214,6 +214,29 @@ struct CallTests {
         }
     }
 
+    @Test("a client with more calls than the open-calls limit queues the rest instead of failing them")
+    func clientQueuesBeyondLimit() async throws {
+        try await withEchoServer { socket, _, _ in
+            let client = RPCClient(socketPath: socket)
+            let total = Wire.maxOpenCalls * 3
+            let succeeded = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<total {
+                    group.addTask {
+                        let reply = try await client.unary(
+                            self.echo,
+                            self.text("q\(index)", delayMs: 20),
+                            as: Baton_Testing_V1_EchoReply.self
+                        )
+                        return reply.text == "q\(index)"
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(succeeded == total)
+            await client.close()
+        }
+    }
+
     @Test("a REQUEST that reuses an open call id closes the connection")
     func reusedCallID() async throws {
         try await withEchoServer { socket, echo, _ in

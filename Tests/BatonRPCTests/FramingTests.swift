@@ -18,6 +18,30 @@ struct FramingTests {
         return try RawConnection.request(id, self.echo, request)
     }
 
+    @Test("WIRE.md's worked example, byte for byte")
+    func workedExample() async throws {
+        // "/grpc.health.v1.Health/Check", 28 bytes
+        let method = Array("/grpc.health.v1.Health/Check".utf8)
+        let request: [UInt8] = [0x00, 0x00, 0x00, 0x22, 0x08, 0x01, 0x10, 0x01, 0x1A, 0x1C] + method
+        #expect(request.count == 4 + 34)
+        var frame = Baton_Rpc_V1_Frame()
+        frame.callID = 1
+        frame.kind = .request
+        frame.method = "/grpc.health.v1.Health/Check"
+        #expect(try RawConnection.framed(frame) == request, "our encoder writes the worked example's bytes")
+
+        try await withEchoServer { socket, _, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            try await connection.send(request)
+            let reply = try #require(try await connection.nextFrame())
+            #expect(reply.callID == 1)
+            #expect(reply.kind == .end)
+            #expect(reply.status.code == 0)
+            #expect(reply.payload == Data([0x08, 0x01]), "status = SERVING")
+            await connection.close()
+        }
+    }
+
     @Test("a frame split across many reads is reassembled")
     func frameSplitAcrossReads() async throws {
         try await withEchoServer { socket, _, _ in
