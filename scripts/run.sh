@@ -17,8 +17,9 @@ pids=()
 stop() {
     trap - INT TERM EXIT
     echo "run: stopping"
-    ((${#pids[@]} > 0)) && kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait || true
+    ((${#pids[@]} > 0)) && kill -TERM "${pids[@]}" 2>/dev/null
+    wait "${pids[@]}" 2>/dev/null || true
+    exit 0
 }
 trap stop INT TERM EXIT
 
@@ -28,7 +29,9 @@ while IFS= read -r line || [[ -n $line ]]; do
     name=${line%%:*}
     command=${line#*:}
     names+=("$name")
-    (exec /bin/sh -c "exec $command" 2>&1 | sed -u "s/^/$(printf '%-18s|' "$name") /") &
+    prefix=$(printf '%-18s|' "$name")
+    # $! is the process itself (sh execs it), so stop() signals the process, not a wrapper.
+    /bin/sh -c "exec $command" > >(sed -u "s/^/$prefix /") 2>&1 &
     pids+=($!)
 done < Procfile
 
