@@ -328,13 +328,13 @@ final class ClientCore {
 }
 
 /// One connection's pipeline end: decodes the server's frames for the core and writes the client's frames.
-final class ClientConnectionHandler: ChannelInboundHandler {
+final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWriter {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let core: ClientCore
-    private var context: ChannelHandlerContext?
-    private var flushes = FlushCoalescer()
+    var context: ChannelHandlerContext?
+    var flushes = FlushCoalescer()
 
     init(core: ClientCore) {
         self.core = core
@@ -351,16 +351,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             return
         }
         let buffer = Baton_Rpc_V1_Frame.framedBuffer(body: body, allocator: context.channel.allocator)
-        context.write(Self.wrapOutboundOut(buffer), promise: promise)
-        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.flushes.wrote(context: context) {
-            context.eventLoop.execute {
-                guard let context = this.value.context else {
-                    return
-                }
-                this.value.flushes.flushNow(context: context)
-            }
-        }
+        self.writeCoalesced(buffer, context: context, promise: promise)
     }
 
     func close() {

@@ -85,6 +85,30 @@ struct FlushCoalescer {
     }
 }
 
+/// A connection's handler that writes frames and flushes them through a ``FlushCoalescer``.
+protocol CoalescingFrameWriter: AnyObject, SendableMetatype {
+    /// The handler's context while it is in a pipeline.
+    var context: ChannelHandlerContext? { get }
+    /// The handler's flush state.
+    var flushes: FlushCoalescer { get set }
+}
+
+extension CoalescingFrameWriter {
+    /// Writes one length-prefixed frame; it goes out with the next coalesced flush.
+    func writeCoalesced(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        context.write(NIOAny(buffer), promise: promise)
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.flushes.wrote(context: context) {
+            context.eventLoop.execute {
+                guard let context = this.value.context else {
+                    return
+                }
+                this.value.flushes.flushNow(context: context)
+            }
+        }
+    }
+}
+
 extension EventLoop {
     /// Runs `body` now when already on this loop, otherwise as soon as the loop gets to it.
     func runOnLoop(_ body: @escaping @Sendable () -> Void) {

@@ -14,7 +14,7 @@ import Foundation
 /// Everything here runs on the connection's event loop. Each call's handler runs in a task that prefers that
 /// loop's executor, so a call costs no thread hop unless its handler makes one. The tasks are tracked in `calls`
 /// and cancelled when their call or the connection ends, so none outlives the server.
-final class ServerConnectionHandler: ChannelInboundHandler {
+final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWriter {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -30,8 +30,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     private let executor: EventLoopTaskExecutor
     private var logger: Logger
     private var calls: [UInt64: Call] = [:]
-    private var context: ChannelHandlerContext?
-    private var flushes = FlushCoalescer()
+    var context: ChannelHandlerContext?
+    var flushes = FlushCoalescer()
     private var draining = false
     private var closed = false
 
@@ -294,16 +294,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
 
     private func write(_ frame: Baton_Rpc_V1_Frame, context: ChannelHandlerContext) throws {
-        context.write(Self.wrapOutboundOut(try frame.framedBuffer(allocator: context.channel.allocator)), promise: nil)
-        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.flushes.wrote(context: context) {
-            context.eventLoop.execute {
-                guard let context = this.value.context else {
-                    return
-                }
-                this.value.flushes.flushNow(context: context)
-            }
-        }
+        self.writeCoalesced(
+            try frame.framedBuffer(allocator: context.channel.allocator),
+            context: context,
+            promise: nil
+        )
     }
 
     /// The status a thrown error reaches the client as; anything unexpected is logged and sent as INTERNAL.

@@ -107,6 +107,29 @@ public final class ServiceProcess: Sendable {
         return ServiceProcess(pid: pid, logPath: logPath)
     }
 
+    /// Runs the program at `path` to its end (killing it after `timeout`) and returns its status and output.
+    /// Its output goes to a fresh file `<name>.<n>.log` in `directory`.
+    public static func run(
+        path: String,
+        arguments: [String] = [],
+        environment: [String: String] = [:],
+        in directory: TemporaryDirectory,
+        workingDirectory: String? = nil,
+        within timeout: Duration = .seconds(20)
+    ) async throws -> (status: Int32?, output: String) {
+        let name = path.split(separator: "/").last.map(String.init) ?? "program"
+        let process = try Self.start(
+            path: path,
+            arguments: arguments,
+            environment: environment,
+            workingDirectory: workingDirectory ?? directory.path,
+            logPath: directory.appending("\(name).\(UInt32.random(in: 0...UInt32.max)).log")
+        )
+        defer { process.stop() }
+        let status = await process.waitForExit(within: timeout)
+        return (status, process.output)
+    }
+
     /// Sends `signal` to the process.
     public func signal(_ signal: Int32) {
         if self.exitStatus.withLockedValue({ $0 }) == nil {

@@ -12,16 +12,15 @@ struct CClientTests {
     /// Builds Clients/c with make into a fresh directory and returns the path of baton-health.
     static func buildBatonHealth(into directory: TemporaryDirectory) async throws -> String {
         let repository = ServiceProcess.repositoryDirectory
-        let make = try ServiceProcess.start(
+        let make = try await ServiceProcess.run(
             path: "/usr/bin/make",
             arguments: ["-C", repository + "/Clients/c", "BUILD=" + directory.appending("c-build")],
+            in: directory,
             workingDirectory: repository,
-            logPath: directory.appending("make.log")
+            within: .seconds(120)
         )
-        defer { make.stop() }
-        let status = await make.waitForExit(within: .seconds(120))
-        guard status == 0 else {
-            throw TestKitError("make failed (\(String(describing: status))): \(make.output)")
+        guard make.status == 0 else {
+            throw TestKitError("make failed (\(String(describing: make.status))): \(make.output)")
         }
         return directory.appending("c-build/baton-health")
     }
@@ -40,36 +39,22 @@ struct CClientTests {
         let socket = directory.appending("var/run/context-assembler.sock")
         try await service.waitUntilServing(socketPath: socket)
 
-        let serving = try ServiceProcess.start(
-            path: batonHealth,
-            arguments: [socket],
-            workingDirectory: directory.path,
-            logPath: directory.appending("ok.log")
-        )
-        defer { serving.stop() }
-        #expect(await serving.waitForExit() == 0)
+        let serving = try await ServiceProcess.run(path: batonHealth, arguments: [socket], in: directory)
+        #expect(serving.status == 0)
         #expect(serving.output == "SERVING\n")
 
-        let unknown = try ServiceProcess.start(
+        let unknown = try await ServiceProcess.run(
             path: batonHealth,
             arguments: [socket, "baton.nothing.v1.Nothing"],
-            workingDirectory: directory.path,
-            logPath: directory.appending("unknown.log")
+            in: directory
         )
-        defer { unknown.stop() }
-        #expect(await unknown.waitForExit() == 2)
+        #expect(unknown.status == 2)
         #expect(unknown.output.contains("NOT_FOUND: service 'baton.nothing.v1.Nothing' is not known to this process"))
 
         service.signal(SIGTERM)
         #expect(await service.waitForExit() == 0)
-        let down = try ServiceProcess.start(
-            path: batonHealth,
-            arguments: [socket],
-            workingDirectory: directory.path,
-            logPath: directory.appending("down.log")
-        )
-        defer { down.stop() }
-        #expect(await down.waitForExit() == 2)
+        let down = try await ServiceProcess.run(path: batonHealth, arguments: [socket], in: directory)
+        #expect(down.status == 2)
         #expect(down.output.contains("cannot connect to"))
     }
 }

@@ -24,22 +24,17 @@ struct PeerCredentialTests {
         _ batonHealth: String,
         _ socket: String,
         capabilities: String?,
-        in directory: TemporaryDirectory,
-        log: String
+        in directory: TemporaryDirectory
     ) async throws -> (status: Int32?, output: String) {
         var arguments = ["--reuid=\(Self.nobody)", "--regid=\(Self.nobody)", "--clear-groups"]
         if let capabilities {
             arguments += ["--inh-caps=+\(capabilities)", "--ambient-caps=+\(capabilities)"]
         }
-        let process = try ServiceProcess.start(
+        return try await ServiceProcess.run(
             path: "/usr/bin/setpriv",
             arguments: arguments + [batonHealth, socket],
-            workingDirectory: directory.path,
-            logPath: directory.appending(log)
+            in: directory
         )
-        defer { process.stop() }
-        let status = await process.waitForExit()
-        return (status, process.output)
     }
 
     @Test("a peer that is neither this user, root, nor in the socket group is logged and disconnected")
@@ -58,7 +53,7 @@ struct PeerCredentialTests {
         try await service.waitUntilServing(socketPath: socket)
 
         // Without a capability, the socket's mode 0600 already keeps nobody out.
-        let denied = try await self.healthAsNobody(batonHealth, socket, capabilities: nil, in: directory, log: "a.log")
+        let denied = try await self.healthAsNobody(batonHealth, socket, capabilities: nil, in: directory)
         #expect(denied.status == 2)
         #expect(denied.output.contains("Permission denied"))
 
@@ -67,8 +62,7 @@ struct PeerCredentialTests {
             batonHealth,
             socket,
             capabilities: "dac_override",
-            in: directory,
-            log: "b.log"
+            in: directory
         )
         #expect(refused.status == 2)
         #expect(!refused.output.contains("SERVING"))
@@ -104,7 +98,7 @@ struct PeerCredentialTests {
         #expect(self.mode(of: socket) == (0o660, gid))
         #expect(self.mode(of: directory.appending("var/run")) == (0o710, gid))
 
-        let allowed = try await self.healthAsNobody(batonHealth, socket, capabilities: nil, in: directory, log: "c.log")
+        let allowed = try await self.healthAsNobody(batonHealth, socket, capabilities: nil, in: directory)
         #expect(allowed.status == 0)
         #expect(allowed.output == "SERVING\n")
     }

@@ -194,17 +194,15 @@ struct ProcessTests {
     func badSetting(arguments: [String], environment: [String: String], message: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let process = try ServiceProcess.start(
-            "router",
+        let router = ServiceProcess.productsDirectory + "/router"
+        let result = try await ServiceProcess.run(
+            path: router,
             arguments: arguments,
             environment: environment,
-            workingDirectory: directory.path,
-            logPath: directory.appending("log")
+            in: directory
         )
-        defer { process.stop() }
-        let status = await process.waitForExit()
-        #expect(status != nil && status != 0)
-        #expect(process.output.contains(message), "output: \(process.output)")
+        #expect(result.status != nil && result.status != 0)
+        #expect(result.output.contains(message), "output: \(result.output)")
     }
 
     @Test("a run directory path that is a file is refused, naming it")
@@ -212,15 +210,10 @@ struct ProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         fclose(fopen(directory.appending("taken"), "w"))
-        let process = try ServiceProcess.start(
-            "router",
-            arguments: ["--run-dir", "taken/run"],
-            workingDirectory: directory.path,
-            logPath: directory.appending("log")
-        )
-        defer { process.stop() }
-        #expect(await process.waitForExit() == 1)
-        #expect(process.output.contains("run directory 'taken/run': './taken' exists and is not a directory"))
+        let router = ServiceProcess.productsDirectory + "/router"
+        let result = try await ServiceProcess.run(path: router, arguments: ["--run-dir", "taken/run"], in: directory)
+        #expect(result.status == 1)
+        #expect(result.output.contains("run directory 'taken/run': './taken' exists and is not a directory"))
     }
 }
 
