@@ -35,6 +35,7 @@ public final class RPCServer: Service, Sendable {
 
     private struct State {
         var listener: (any Channel)?
+        var socketFile: SocketFile.Identity?
         var connections: [ObjectIdentifier: (channel: any Channel, handler: NIOLoopBound<ServerConnectionHandler>)] =
             [:]
         var stopping = false
@@ -94,7 +95,11 @@ public final class RPCServer: Service, Sendable {
             try? await listener.close()
             throw error
         }
-        self.state.withLockedValue { $0.listener = listener }
+        let identity = SocketFile.identity(of: path)
+        self.state.withLockedValue {
+            $0.listener = listener
+            $0.socketFile = identity
+        }
         self.logger.info("listening", metadata: ["baton.socket": "\(path)"])
     }
 
@@ -142,11 +147,10 @@ public final class RPCServer: Service, Sendable {
         }
         try? await closed.get()
         graceTimer.cancel()
-        if let listener, unlink(self.configuration.socketPath) != 0 {
-            self.logger.debug(
-                "socket file already gone",
-                metadata: ["baton.socket": "\(self.configuration.socketPath)", "baton.listener": "\(listener)"]
-            )
+        // A new instance may have bound the path while this one drained: remove the file only if it is ours.
+        let ours = self.state.withLockedValue { $0.socketFile }
+        if let ours, SocketFile.identity(of: self.configuration.socketPath) == ours {
+            unlink(self.configuration.socketPath)
         }
         self.logger.info("stopped")
     }

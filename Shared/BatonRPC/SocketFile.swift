@@ -71,6 +71,21 @@ public enum SocketFile {
         }
     }
 
+    /// Which file a path names: its device and inode.
+    public struct Identity: Hashable, Sendable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    /// The identity of the file at `path` now, or nil when there is none.
+    public static func identity(of path: String) -> Identity? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            return nil
+        }
+        return Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
     /// Whether a process accepts connections on the socket at `path`.
     public static func answers(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

@@ -86,6 +86,38 @@ struct SocketTests {
         }
     }
 
+    @Test("a new instance can bind while the old one drains, and the old one leaves the new socket alone")
+    func restartOverlapsDrain() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.appending("overlap.sock")
+        let echo = EchoService()
+        let old = RPCServer(
+            configuration: .init(socketPath: path, shutdownGracePeriod: .milliseconds(500)),
+            methods: echo.methods,
+            logger: Logger(label: "old")
+        )
+        try await old.bind()
+        async let oldRunning: Void = old.run()
+        let client = RPCClient(socketPath: path)
+        var hang = Baton_Testing_V1_EchoRequest()
+        hang.tag = "in flight"
+        async let inFlight = try? client.unary("/baton.testing.v1.Echo/Hang", hang, as: Baton_Testing_V1_EchoReply.self)
+        #expect(await eventually { echo.hasStarted("in flight") })
+
+        old.shutdown()
+        #expect(await eventually { !SocketFile.answers(path) }, "the old instance stops accepting at once")
+        let new = RPCServer(configuration: .init(socketPath: path), methods: RPCMethods(), logger: Logger(label: "new"))
+        try await new.bind()
+        _ = await inFlight
+        try await oldRunning  // the old instance has finished draining
+        #expect(SocketFile.answers(path), "the new instance's socket survives the old one's exit")
+
+        await client.close()
+        new.shutdown()
+        try await new.run()
+    }
+
     @Test("a path that is not a socket is refused, not removed")
     func notASocket() async throws {
         let directory = try TemporaryDirectory()
