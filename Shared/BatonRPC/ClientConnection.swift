@@ -141,6 +141,7 @@ final class ClientCore {
 
     private func connect() {
         self.connection = .connecting
+        self.retry?.cancel()
         self.retry = nil
         let this = NIOLoopBound(self, eventLoop: self.eventLoop)
         ClientBootstrap(group: self.eventLoop)
@@ -167,6 +168,11 @@ final class ClientCore {
     private func connected(_ handler: ClientConnectionHandler) {
         guard !self.closed else {
             return handler.close()
+        }
+        guard handler.context != nil else {
+            // The server closed the connection before it could be used: a draining server, or one that refused
+            // this process's user (the server logs which).
+            return self.connectFailed(ClosedAtOnce())
         }
         if self.wasConnected {
             self.logger.info("reconnected", metadata: ["baton.socket": "\(self.socketPath)"])
@@ -324,6 +330,13 @@ final class ClientCore {
             return String(cString: strerror(error.errnoCode))
         }
         return "\(error)"
+    }
+}
+
+/// The server accepted the connection and closed it before any call could use it.
+private struct ClosedAtOnce: Error, CustomStringConvertible {
+    var description: String {
+        "the server closed the connection at once (shutting down, or this user is not allowed to connect)"
     }
 }
 

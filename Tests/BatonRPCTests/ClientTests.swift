@@ -2,6 +2,8 @@ import BatonProto
 import BatonRPC
 import BatonTestKit
 import Logging
+import NIOCore
+import NIOPosix
 import Testing
 
 /// The client library: failing fast, waiting for the server, reconnecting, and Health.
@@ -83,6 +85,27 @@ struct ClientTests {
             try await server.run()
         }
         await client.close()
+    }
+
+    @Test("a server that accepts and closes at once gets UNAVAILABLE, not a hang")
+    func closedAtOnce() async throws {
+        struct Refuse: Error {}
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.appending("rude.sock")
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.eventLoop.makeFailedFuture(Refuse()) }
+            .bind(unixDomainSocketPath: path)
+            .get()
+        let client = RPCClient(socketPath: path)
+        for _ in 0..<20 {
+            let error = await #expect(throws: RPCError.self) {
+                try await self.health(client, options: CallOptions(timeout: .seconds(10)))
+            }
+            #expect(error?.code == .unavailable, "\(String(describing: error))")
+        }
+        await client.close()
+        try await listener.close()
     }
 
     @Test("Health/Check answers for the process and NOT_FOUND for an unknown service")
