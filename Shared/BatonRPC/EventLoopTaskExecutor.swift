@@ -6,6 +6,10 @@ public import NIOCore
 /// the handler and writing the reply happen on one thread with no wake-up of another: each hop between the event
 /// loop and the concurrency pool costs about 25 µs on a 2-core machine (STYLE.md, section 5). A handler that awaits
 /// an actor still runs that actor's code wherever the actor lives, and comes back here afterwards.
+///
+/// Only for work that finishes: NIO runs queued tasks until none are left before it polls its sockets again, so a
+/// task that keeps resuming itself on the loop (a loop of awaits that complete at once) would starve every
+/// connection on that loop. Streaming handlers therefore run on the concurrency pool.
 public final class EventLoopTaskExecutor: TaskExecutor {
     /// The loop whose thread runs the jobs.
     public let eventLoop: any EventLoop

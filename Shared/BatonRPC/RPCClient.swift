@@ -92,19 +92,25 @@ public final class RPCClient: Sendable {
         let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()
         let cancellation = CallCancellation()
         let core = self.core
-        continuation.onTermination = { termination in
-            guard case .cancelled = termination else {
-                return
-            }
+        let eventLoop = self.eventLoop
+        let giveUp: @Sendable () -> Void = {
             cancellation.cancel()
-            self.eventLoop.runOnLoop {
+            eventLoop.runOnLoop {
                 core.value.abandon(outgoing.callID, with: RPCError.cancelled("the stream's consumer went away"))
+            }
+        }
+        // The iterating task was cancelled.
+        continuation.onTermination = { termination in
+            if case .cancelled = termination {
+                giveUp()
             }
         }
         self.eventLoop.runOnLoop {
             core.value.start(outgoing, waiter: .stream(continuation), options: options, cancellation: cancellation)
         }
-        return RPCResponseStream(payloads: stream, method: method)
+        // Nobody holds the stream or an iterator any more (a `break` out of `for try await`, say). Abandoning a call
+        // that has already ended does nothing.
+        return RPCResponseStream(payloads: stream, method: method, lifetime: CallLifetime(end: giveUp))
     }
 
     /// Closes the connection; open calls fail with `UNAVAILABLE`, and so do later ones.
@@ -152,10 +158,12 @@ public struct RPCResponseStream<Response: Message>: AsyncSequence, Sendable {
 
     let payloads: AsyncThrowingStream<Data, any Error>
     let method: String
+    let lifetime: CallLifetime
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var payloads: AsyncThrowingStream<Data, any Error>.AsyncIterator
         let method: String
+        let lifetime: CallLifetime
 
         public mutating func next() async throws -> Response? {
             guard let payload = try await self.payloads.next() else {
@@ -166,7 +174,20 @@ public struct RPCResponseStream<Response: Message>: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(payloads: self.payloads.makeAsyncIterator(), method: self.method)
+        AsyncIterator(payloads: self.payloads.makeAsyncIterator(), method: self.method, lifetime: self.lifetime)
+    }
+}
+
+/// Ends a streaming call when the last copy of its stream or iterator goes away.
+final class CallLifetime: Sendable {
+    private let end: @Sendable () -> Void
+
+    init(end: @escaping @Sendable () -> Void) {
+        self.end = end
+    }
+
+    deinit {
+        self.end()
     }
 }
 

@@ -4,6 +4,10 @@ public import SwiftProtobuf
 ///
 /// Handlers are `async throws` functions of protobuf messages: they never see frames, call ids or sockets. A
 /// request that does not decode ends `INVALID_ARGUMENT` before the handler runs.
+///
+/// A unary handler runs on its connection's event loop thread, so it must not block: work that takes more than
+/// microseconds belongs on an actor, a dispatch queue or a thread pool that the handler awaits. A streaming
+/// handler runs on the concurrency pool.
 public struct RPCMethods: Sendable {
     enum Handler: Sendable {
         case unary(@Sendable (_ payload: [UInt8], RPCContext) async throws -> [UInt8])

@@ -11,9 +11,10 @@ import Foundation
 
 /// Serves the calls of one connection (WIRE.md, "Calls"): multiplexing, limits, deadlines, CANCEL, errors.
 ///
-/// Everything here runs on the connection's event loop. Each call's handler runs in a task that prefers that
-/// loop's executor, so a call costs no thread hop unless its handler makes one. The tasks are tracked in `calls`
-/// and cancelled when their call or the connection ends, so none outlives the server.
+/// Everything here runs on the connection's event loop. A unary handler runs in a task that prefers that loop's
+/// executor, so a call costs no thread hop unless its handler makes one; a streaming handler runs on the
+/// concurrency pool (see `openCall`). The tasks are tracked in `calls` and cancelled when their call or the
+/// connection ends, so none outlives the server.
 final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWriter {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -205,24 +206,35 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         self.calls[id] = call
 
         let payload = [UInt8](frame.payload)
-        call.task = Task(executorPreference: self.executor) {
-            let result: Result<[UInt8], any Error>
-            do {
-                switch handler {
-                case .unary(let body):
+        switch handler {
+        case .unary(let body):
+            // On the loop's executor: the call costs no thread hop unless the handler makes one.
+            call.task = Task(executorPreference: self.executor) {
+                let result: Result<[UInt8], any Error>
+                do {
                     result = .success(try await body(payload, rpcContext))
-                case .serverStreaming(let body):
+                } catch {
+                    result = .failure(error)
+                }
+                eventLoop.runOnLoop { this.value.end(id, result) }
+            }
+        case .serverStreaming(let body):
+            // On the concurrency pool: NIO runs queued tasks until none are left before it reads again, so a stream
+            // whose every send resumed at once on the loop would keep the loop from ever reading (a CANCEL, say).
+            call.task = Task {
+                let result: Result<[UInt8], any Error>
+                do {
                     try await body(payload, rpcContext) { message in
                         try await withCheckedThrowingContinuation { continuation in
-                            eventLoop.runOnLoop { this.value.send(message, on: id, continuation: continuation) }
+                            eventLoop.execute { this.value.send(message, on: id, continuation: continuation) }
                         }
                     }
                     result = .success([])
+                } catch {
+                    result = .failure(error)
                 }
-            } catch {
-                result = .failure(error)
+                eventLoop.execute { this.value.end(id, result) }
             }
-            eventLoop.runOnLoop { this.value.end(id, result) }
         }
         self.calls[id]?.task = call.task
     }

@@ -16,7 +16,7 @@ public final class EchoService: Sendable {
         self.state.withLockedValue { $0.started.contains(tag) }
     }
 
-    /// Whether a `Hang` call tagged `tag` saw its task cancelled.
+    /// Whether a `Hang` or `Expand` call tagged `tag` saw its task cancelled (or its stream ended under it).
     public func sawCancellation(_ tag: String) -> Bool {
         self.state.withLockedValue { $0.cancelled.contains(tag) }
     }
@@ -39,11 +39,16 @@ public final class EchoService: Sendable {
         }
         methods.serverStreaming("/baton.testing.v1.Echo/Expand") {
             (request: Baton_Testing_V1_EchoRequest, _, writer: RPCStreamWriter<Baton_Testing_V1_EchoReply>) in
-            for index in 0..<request.count {
-                var reply = Baton_Testing_V1_EchoReply()
-                reply.text = request.text
-                reply.index = index
-                try await writer.send(reply)
+            do {
+                for index in 0..<request.count {
+                    var reply = Baton_Testing_V1_EchoReply()
+                    reply.text = request.text
+                    reply.index = index
+                    try await writer.send(reply)
+                }
+            } catch {
+                self.state.withLockedValue { _ = $0.cancelled.insert(request.tag) }
+                throw error
             }
         }
         methods.unary("/baton.testing.v1.Echo/Hang") {

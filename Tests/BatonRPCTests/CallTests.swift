@@ -4,6 +4,7 @@ import BatonTestKit
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import SwiftProtobuf
 import Testing
 
@@ -96,6 +97,62 @@ struct CallTests {
             #expect(indices == [0, 1, 2, 3, 4])
             await client.close()
         }
+    }
+
+    @Test(
+        "a stream's consumer that stops early sends CANCEL, and the connection stays usable",
+        .timeLimit(.minutes(1))
+    )
+    func streamConsumerStops() async throws {
+        try await withEchoServer { socket, echo, _ in
+            let client = RPCClient(socketPath: socket)
+            var request = self.text("many")
+            request.count = 100_000_000
+            request.tag = "abandoned stream"
+            var seen = 0
+            for try await _ in try client.serverStream(self.expand, request, as: Baton_Testing_V1_EchoReply.self) {
+                seen += 1
+                if seen == 5 {
+                    break
+                }
+            }
+            #expect(seen == 5)
+            #expect(await eventually { echo.sawCancellation("abandoned stream") })
+            let reply = try await client.unary(self.echo, self.text("after"), as: Baton_Testing_V1_EchoReply.self)
+            #expect(reply.text == "after")
+            await client.close()
+        }
+    }
+
+    @Test("the handler's context carries the request's metadata and deadline")
+    func contextCarriesMetadataAndDeadline() async throws {
+        var methods = RPCMethods()
+        methods.unary(self.echo) { (_: Baton_Testing_V1_EchoRequest, context) -> Baton_Testing_V1_EchoReply in
+            var reply = Baton_Testing_V1_EchoReply()
+            let left = context.deadline.map { ($0 - .now()).nanoseconds / 1_000_000 } ?? -1
+            reply.text = "\(context.metadata["request-id"] ?? "none") \(left > 1_000 && left <= 2_000)"
+            return reply
+        }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let server = RPCServer(
+            configuration: .init(socketPath: directory.appending("ctx.sock")),
+            methods: methods,
+            logger: Logger(label: "ctx")
+        )
+        try await server.bind()
+        async let running: Void = server.run()
+        let client = RPCClient(socketPath: server.configuration.socketPath)
+        let reply = try await client.unary(
+            self.echo,
+            self.text(""),
+            as: Baton_Testing_V1_EchoReply.self,
+            options: CallOptions(timeout: .seconds(2), metadata: ["request-id": "r-42"])
+        )
+        #expect(reply.text == "r-42 true")
+        await client.close()
+        server.shutdown()
+        try await running
     }
 
     @Test("1,000 concurrent calls on one connection complete, out of order")

@@ -165,6 +165,32 @@ struct FramingTests {
         }
     }
 
+    @Test("random bytes on many connections never take the server down or disturb a bystander")
+    func randomInput() async throws {
+        var generator = SystemRandomNumberGenerator()
+        try await withEchoServer { socket, _, _ in
+            let bystander = try await RawConnection.connect(to: socket)
+            for round in 0..<200 {
+                let connection = try await RawConnection.connect(to: socket)
+                let length = Int.random(in: 1...64, using: &generator)
+                var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                if round.isMultiple(of: 2) {
+                    // A plausible length prefix, so the garbage reaches the frame decoder.
+                    bytes = RawConnection.lengthPrefix(bytes.count) + bytes
+                }
+                try await connection.send(bytes)
+                await connection.close()
+                if round.isMultiple(of: 20) {
+                    try await bystander.send(try self.echoRequest(UInt64(round + 1), text: "alive \(round)"))
+                    let reply = try #require(try await bystander.nextFrame())
+                    #expect(reply.callID == UInt64(round + 1))
+                    #expect(try Baton_Testing_V1_EchoReply(serializedBytes: reply.payload).text == "alive \(round)")
+                }
+            }
+            await bystander.close()
+        }
+    }
+
     /// A frame that breaks WIRE.md in the way `name` says.
     static func violating(_ name: String) -> Baton_Rpc_V1_Frame {
         var frame = Baton_Rpc_V1_Frame()
