@@ -93,6 +93,7 @@ public final class RPCServer: Service, Sendable {
             try SocketFile.restrict(path, group: self.configuration.socketGroup)
         } catch {
             try? await listener.close()
+            unlink(path)
             throw error
         }
         let identity = SocketFile.identity(of: path)
