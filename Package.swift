@@ -20,6 +20,7 @@ let package = Package(
         .executable(name: "gate-evaluator", targets: ["GateEvaluator"]),
         .executable(name: "router", targets: ["Router"]),
         .executable(name: "metrics-collector", targets: ["MetricsCollector"]),
+        .executable(name: "supervisor", targets: ["Supervisor"]),
         .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
         .library(name: "BatonRPC", targets: ["BatonRPC"]),
     ],
@@ -78,7 +79,30 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "CBatonProcess",
+            path: "Shared/CBatonProcess"
+        ),
+
         // Services/: one executable per process, named as in the Procfile and the socket.
+        .executableTarget(
+            name: "Supervisor",
+            dependencies: [
+                "BatonRuntime",
+                "BatonRPC",
+                "BatonProto",
+                "CBatonProcess",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/Supervisor",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "ContextAssembler",
             dependencies: ["BatonRuntime"],
@@ -142,6 +166,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/BatonRuntimeTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SupervisorTests",
+            dependencies: ["Supervisor"],
+            path: "Tests/SupervisorTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -175,20 +175,7 @@ public final class ServiceProcess: Sendable {
 
     /// What the process has written so far.
     public var output: String {
-        guard let file = fopen(self.logPath, "r") else {
-            return ""
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            guard count > 0 else {
-                break
-            }
-            bytes += chunk.prefix(count)
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        (try? TextFile.read(self.logPath)) ?? ""
     }
 
     /// Waits until Health/Check on `socketPath` answers SERVING, for at most `timeout`.

@@ -1,0 +1,87 @@
+import BatonProto
+import BatonRPC
+import NIOConcurrencyHelpers
+import ServiceLifecycle
+
+/// `baton.supervisor.v1.Supervisor`, answered from the ``ProcessSupervisor``.
+struct SupervisorAPI: Sendable {
+    let supervisor: ProcessSupervisor
+    let shutdown: ShutdownRequest
+
+    var methods: RPCMethods {
+        var methods = RPCMethods()
+        let supervisor = self.supervisor
+        methods.unary("/baton.supervisor.v1.Supervisor/Status") {
+            (_: Baton_Supervisor_V1_StatusRequest, _) -> Baton_Supervisor_V1_StatusReply in
+            var reply = Baton_Supervisor_V1_StatusReply()
+            reply.processes = await supervisor.status()
+            return reply
+        }
+        methods.unary("/baton.supervisor.v1.Supervisor/Start") {
+            (request: Baton_Supervisor_V1_ProcessRequest, _) -> Baton_Supervisor_V1_ProcessReply in
+            let names = try await supervisor.names(matching: request.name)
+            for name in names {
+                await supervisor.start(name)
+            }
+            return Self.reply(await supervisor.status(of: names))
+        }
+        methods.unary("/baton.supervisor.v1.Supervisor/Stop") {
+            (request: Baton_Supervisor_V1_ProcessRequest, _) -> Baton_Supervisor_V1_ProcessReply in
+            let names = try await supervisor.names(matching: request.name)
+            await withDiscardingTaskGroup { group in
+                for name in names {
+                    group.addTask { await supervisor.stop(name) }
+                }
+            }
+            return Self.reply(await supervisor.status(of: names))
+        }
+        methods.unary("/baton.supervisor.v1.Supervisor/Restart") {
+            (request: Baton_Supervisor_V1_ProcessRequest, _) -> Baton_Supervisor_V1_ProcessReply in
+            let names = try await supervisor.names(matching: request.name)
+            await withDiscardingTaskGroup { group in
+                for name in names {
+                    group.addTask { await supervisor.restart(name) }
+                }
+            }
+            return Self.reply(await supervisor.status(of: names))
+        }
+        let shutdown = self.shutdown
+        methods.unary("/baton.supervisor.v1.Supervisor/Shutdown") {
+            (_: Baton_Supervisor_V1_ShutdownRequest, _) -> Baton_Supervisor_V1_ShutdownReply in
+            shutdown.trigger()
+            return Baton_Supervisor_V1_ShutdownReply()
+        }
+        return methods
+    }
+
+    static func reply(_ processes: [Baton_Supervisor_V1_ProcessStatus]) -> Baton_Supervisor_V1_ProcessReply {
+        var reply = Baton_Supervisor_V1_ProcessReply()
+        reply.processes = processes
+        return reply
+    }
+}
+
+/// Turns a `Shutdown` call into the service group's graceful shutdown, as SIGTERM would.
+final class ShutdownRequest: Service, Sendable {
+    private let group = NIOLockedValueBox<ServiceGroup?>(nil)
+    private let requests = AsyncStream<Void>.makeStream()
+
+    func attach(_ group: ServiceGroup) {
+        self.group.withLockedValue { $0 = group }
+    }
+
+    func trigger() {
+        self.requests.continuation.yield()
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            for await _ in self.requests.stream {
+                await self.group.withLockedValue { $0 }?.triggerGracefulShutdown()
+                return
+            }
+        } onGracefulShutdown: {
+            self.requests.continuation.finish()
+        }
+    }
+}

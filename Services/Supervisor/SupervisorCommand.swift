@@ -1,0 +1,117 @@
+import ArgumentParser
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import CBatonProcess
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `supervisor` process: runs the Procfile's processes, restarts what crashes, and answers
+/// `baton.supervisor.v1.Supervisor` on `$BATON_RUN_DIR/supervisor.sock`.
+@main
+struct SupervisorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "supervisor",
+        abstract: "Runs Baton's processes from a Procfile, restarts what crashes, stops everything on SIGTERM/SIGINT."
+    )
+
+    @OptionGroup var options: ProcessOptions
+
+    @Option(help: "The Procfile to run (foreman's format). An optional .env beside it is read too.")
+    var procfile = "Procfile"
+
+    @Option(help: "Seconds a process gets to exit after SIGTERM before SIGKILL.")
+    var grace: Double = 10
+
+    func validate() throws {
+        guard self.grace > 0, self.grace <= 3600 else {
+            throw ValidationError("--grace \(self.grace) is out of range; expected seconds between 0 and 3600")
+        }
+    }
+
+    func run() async throws {
+        let process = try BatonProcess(name: "supervisor", options: self.options)
+        let settings = try self.settings(process.configuration)
+        guard baton_set_child_subreaper() == 0 else {
+            throw ConfigurationError("cannot become the subreaper of the processes' children")
+        }
+        let supervisor = ProcessSupervisor(
+            settings: settings,
+            logger: process.logger,
+            spawnLoop: MultiThreadedEventLoopGroup.singleton.next()
+        )
+        let shutdown = ShutdownRequest()
+        let server = RPCServer(
+            configuration: RPCServer.Configuration(
+                socketPath: process.configuration.socketPath,
+                socketGroup: process.configuration.socketGroup?.id
+            ),
+            methods: SupervisorAPI(supervisor: supervisor, shutdown: shutdown).methods,
+            logger: process.logger
+        )
+        try await server.bind()
+        server.health.setStatus(.serving)
+        // Shut down in reverse order: the processes first, then the control socket, so that status stays
+        // answerable while they stop.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: server),
+                    .init(service: supervisor),
+                    .init(service: shutdown),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: process.logger
+            )
+        )
+        shutdown.attach(group)
+        try await group.run()
+    }
+
+    /// Reads the Procfile and its .env, and builds every process's environment.
+    func settings(_ configuration: BatonConfiguration) throws -> ProcessSupervisor.Settings {
+        let procfileText = try TextFile.read(self.procfile)
+        let procfile = try Procfile.parse(procfileText, file: self.procfile)
+        let directory = Self.directory(of: self.procfile)
+        let dotEnvPath = directory + "/.env"
+        var environment = ProcessEnvironment.current
+        if access(dotEnvPath, F_OK) == 0 {
+            environment.merge(try DotEnv.parse(try TextFile.read(dotEnvPath), file: dotEnvPath)) { $1 }
+        }
+        let workingDirectory = Self.absolute(directory)
+        environment["BATON_RUN_DIR"] = Self.absolute(configuration.runDirectory)
+        environment["BATON_DATA_DIR"] = Self.absolute(configuration.dataDirectory)
+        return ProcessSupervisor.Settings(
+            procfile: procfile,
+            environment: environment,
+            workingDirectory: workingDirectory,
+            runDirectory: Self.absolute(configuration.runDirectory),
+            grace: .milliseconds(Int64(self.grace * 1000))
+        )
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else {
+            return "."
+        }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") {
+            return path
+        }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else {
+            return path
+        }
+        let cwd = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path == "." ? cwd : cwd + "/" + path
+    }
+}

@@ -1,0 +1,247 @@
+import BatonProto
+import BatonRPC
+import BatonTestKit
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervisor, run for real on a Procfile of real processes: states, back-off, restart of one process, stop
+/// with a grace period, and nothing left behind whether it is stopped or killed.
+@Suite("Supervisor")
+struct SupervisorTests {
+    typealias Status = Baton_Supervisor_V1_ProcessStatus
+
+    /// A running supervisor on `procfile` in a fresh directory, and a client for its control socket.
+    struct Running {
+        let directory: TemporaryDirectory
+        let process: ServiceProcess
+        let client: RPCClient
+
+        var socket: String { self.directory.appending("var/run/supervisor.sock") }
+
+        func status() async throws -> [String: Status] {
+            let reply = try await self.client.unary(
+                "/baton.supervisor.v1.Supervisor/Status",
+                Baton_Supervisor_V1_StatusRequest(),
+                as: Baton_Supervisor_V1_StatusReply.self,
+                options: CallOptions(timeout: .seconds(10), waitForReady: true)
+            )
+            return Dictionary(uniqueKeysWithValues: reply.processes.map { ($0.name, $0) })
+        }
+
+        func call(_ method: String, _ name: String) async throws -> [Status] {
+            var request = Baton_Supervisor_V1_ProcessRequest()
+            request.name = name
+            return try await self.client.unary(
+                "/baton.supervisor.v1.Supervisor/\(method)",
+                request,
+                as: Baton_Supervisor_V1_ProcessReply.self,
+                options: CallOptions(timeout: .seconds(30))
+            ).processes
+        }
+
+        /// Waits until `condition` holds for the status, for at most 20 s.
+        func waitFor(_ condition: @escaping ([String: Status]) -> Bool) async -> Bool {
+            await eventually(within: .seconds(20)) {
+                (try? await self.status()).map(condition) ?? false
+            }
+        }
+
+        /// Stops the supervisor if it still runs, then kills any pid it reported, and removes the directory.
+        func cleanUp(pids: [Int32] = []) async {
+            await self.client.close()
+            self.process.signal(SIGTERM)
+            _ = await self.process.waitForExit(within: .seconds(20))
+            self.process.stop()
+            for pid in pids where pid > 0 {
+                kill(pid, SIGKILL)
+            }
+            self.directory.remove()
+        }
+    }
+
+    static func start(procfile: String, dotEnv: String? = nil, arguments: [String] = []) async throws -> Running {
+        let directory = try TemporaryDirectory()
+        try Self.write(procfile, to: directory.appending("Procfile"))
+        if let dotEnv {
+            try Self.write(dotEnv, to: directory.appending(".env"))
+        }
+        let process = try ServiceProcess.start(
+            "supervisor",
+            arguments: arguments,
+            workingDirectory: directory.path,
+            logPath: directory.appending("supervisor.log")
+        )
+        let running = Running(
+            directory: directory,
+            process: process,
+            client: RPCClient(socketPath: directory.appending("var/run/supervisor.sock"))
+        )
+        return running
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        guard let file = fopen(path, "w") else {
+            throw TestKitError("cannot write \(path)")
+        }
+        fputs(text, file)
+        fclose(file)
+    }
+
+    static func alive(_ pid: Int32) -> Bool {
+        pid > 0 && kill(pid, 0) == 0 && !Self.isZombie(pid)
+    }
+
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else {
+            return false
+        }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 512)
+        guard fgets(&buffer, 512, file) != nil else {
+            return false
+        }
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: ")").last?.trimmingPrefix(" ").first == "Z"
+    }
+
+    var router: String { ServiceProcess.productsDirectory + "/router" }
+
+    @Test("a process that always crashes backs off and goes FATAL after 5 tries while the others stay READY")
+    func crashLoopGoesFatal() async throws {
+        let running = try await Self.start(procfile: "router: \(self.router)\ncrasher: sh -c 'exit 3'\n")
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["crasher"]?.state == .fatal })
+            let status = try await running.status()
+            pids = status.values.map(\.pid)
+            #expect(status["router"]?.state == .ready)
+            #expect(status["crasher"]?.lastExit == "exit status 3")
+            #expect(status["crasher"]?.lastError.contains("exited 5 times in a row") == true)
+            #expect(status["crasher"]?.restarts == 4)
+            let log = running.process.output
+            for delay in ["0.1 seconds", "0.2 seconds", "0.4 seconds", "0.8 seconds"] {
+                #expect(log.contains("baton.restart_in=\(delay)"), "growing back-off: \(delay)")
+            }
+            #expect(log.contains("giving up"))
+            // An operator's start clears FATAL.
+            let started = try await running.call("Start", "crasher")
+            #expect(started.first?.state == .starting || started.first?.state == .backoff)
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("restart of one process gives it a new pid; the others keep theirs, and its clients reconnect")
+    func restartOne() async throws {
+        let procfile = "router: \(self.router)\ngate-evaluator: \(ServiceProcess.productsDirectory)/gate-evaluator\n"
+        let running = try await Self.start(procfile: procfile)
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
+            let before = try await running.status()
+            pids = before.values.map(\.pid)
+            let routerClient = RPCClient(socketPath: running.directory.appending("var/run/router.sock"))
+            let check = {
+                try await routerClient.unary(
+                    "/grpc.health.v1.Health/Check",
+                    Grpc_Health_V1_HealthCheckRequest(),
+                    as: Grpc_Health_V1_HealthCheckResponse.self,
+                    options: CallOptions(timeout: .seconds(10), waitForReady: true)
+                ).status
+            }
+            #expect(try await check() == .serving)
+
+            let restarted = try await running.call("Restart", "router")
+            #expect(restarted.map(\.name) == ["router"])
+            #expect(await running.waitFor { $0["router"]?.state == .ready })
+            let after = try await running.status()
+            pids += after.values.map(\.pid)
+            #expect(after["router"]?.pid != before["router"]?.pid)
+            #expect(after["gate-evaluator"]?.pid == before["gate-evaluator"]?.pid)
+            #expect(!Self.alive(before["router"]!.pid))
+            #expect(try await check() == .serving, "the same client object reconnects by itself")
+            await routerClient.close()
+
+            let error = await #expect(throws: RPCError.self) { try await running.call("Restart", "nobody") }
+            #expect(error?.code == .notFound)
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("SIGTERM to the supervisor: exit 0, no child left running, socket removed")
+    func sigtermStopsEverything() async throws {
+        let running = try await Self.start(procfile: "router: \(self.router)\nsleeper: sleep 1000\n")
+        #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
+        let pids = try await running.status().values.map(\.pid)
+        #expect(pids.count == 2 && pids.allSatisfy(Self.alive))
+        running.process.signal(SIGTERM)
+        #expect(await running.process.waitForExit() == 0)
+        #expect(pids.allSatisfy { !Self.alive($0) })
+        #expect(SocketFile.identity(of: running.socket) == nil)
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("SIGKILL to the supervisor: no child left running within 2 s")
+    func sigkillTakesChildrenAlong() async throws {
+        let running = try await Self.start(procfile: "router: \(self.router)\nsleeper: sleep 1000\n")
+        #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
+        let pids = try await running.status().values.map(\.pid)
+        running.process.signal(SIGKILL)
+        #expect(await eventually(within: .seconds(2)) { pids.allSatisfy { !Self.alive($0) } })
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("a process that ignores SIGTERM is SIGKILLed after its grace period")
+    func stubbornProcessIsKilled() async throws {
+        let running = try await Self.start(
+            procfile: "stubborn: trap '' TERM; echo ready; while true; do sleep 0.1; done\n",
+            arguments: ["--grace", "1"]
+        )
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["stubborn"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            let clock = ContinuousClock()
+            let started = clock.now
+            let stopped = try await running.call("Stop", "stubborn")
+            let took = clock.now - started
+            #expect(stopped.first?.state == .stopped)
+            #expect(stopped.first?.lastExit == "signal 9 (SIGKILL)")
+            #expect(took >= .seconds(1) && took < .seconds(10), "took \(took)")
+            #expect(running.process.output.contains("still running after the grace period; sending SIGKILL"))
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test(".env values reach the processes, with BATON_RUN_DIR, BATON_DATA_DIR and BATON_PROCESS_NAME")
+    func environmentReachesProcesses() async throws {
+        let running = try await Self.start(
+            procfile: "show: echo \"greeting=$GREETING name=$BATON_PROCESS_NAME run=$BATON_RUN_DIR\"; sleep 1000\n",
+            dotEnv: "# test\nGREETING=\"hello there\"\n"
+        )
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["show"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            let expected = "show | greeting=hello there name=show run=\(running.directory.path)/var/run"
+            #expect(await eventually { running.process.output.contains(expected) }, "\(running.process.output)")
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("a bad Procfile is refused before anything starts, with its line number")
+    func badProcfileRefused() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try Self.write("router: true\n\nrouter: false\n", to: directory.appending("Procfile"))
+        let result = try await ServiceProcess.run(
+            path: ServiceProcess.productsDirectory + "/supervisor",
+            in: directory
+        )
+        #expect(result.status == 1)
+        #expect(result.output.contains("Procfile:3: duplicate process name 'router' (first on line 1)"))
+        #expect(!result.output.contains("starting"))
+    }
+}

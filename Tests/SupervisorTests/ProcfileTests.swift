@@ -1,0 +1,73 @@
+import Testing
+
+@testable import Supervisor
+
+/// The Procfile and `.env` formats: what they accept, and each refusal with its line.
+@Suite("Procfile and .env")
+struct ProcfileTests {
+    @Test("a Procfile keeps its order and skips comments and blank lines")
+    func parsesProcfile() throws {
+        let text = """
+            # Baton
+            router: .build/release/router --log-level debug
+
+              gate-evaluator:   exec ./gate-evaluator
+            worker_2: sh -c 'echo a: b'
+            """
+        let procfile = try Procfile.parse(text)
+        #expect(
+            procfile.entries == [
+                .init(name: "router", command: ".build/release/router --log-level debug", line: 2),
+                .init(name: "gate-evaluator", command: "exec ./gate-evaluator", line: 4),
+                .init(name: "worker_2", command: "sh -c 'echo a: b'", line: 5),
+            ]
+        )
+    }
+
+    @Test(
+        "a bad Procfile line is refused with its line number",
+        arguments: [
+            ("router: a\nno colon here", "Procfile:2: expected 'name: command', got 'no colon here'"),
+            ("router: a\nrouter: b", "Procfile:2: duplicate process name 'router' (first on line 1)"),
+            ("my router: a", "Procfile:1: process name 'my router' may contain only letters, digits, '-' and '_'"),
+            ("\n\nrouter:", "Procfile:3: process 'router' has no command"),
+            (": cmd", "Procfile:1: missing process name before ':'"),
+        ]
+    )
+    func refusesProcfile(text: String, message: String) {
+        let error = #expect(throws: ConfigurationFileError.self) { try Procfile.parse(text) }
+        #expect(error?.description == message)
+    }
+
+    @Test(".env takes KEY=VALUE, quotes, export and comments")
+    func parsesDotEnv() throws {
+        let text = """
+            # settings
+            BATON_LOG_LEVEL=debug
+            export GREETING="hello world"
+            SINGLE='it''s'
+            EMPTY=
+            SPACED = padded
+            """
+        let variables = try DotEnv.parse(text)
+        #expect(
+            variables == [
+                "BATON_LOG_LEVEL": "debug", "GREETING": "hello world", "SINGLE": "it''s", "EMPTY": "",
+                "SPACED": "padded",
+            ]
+        )
+    }
+
+    @Test(
+        "a bad .env line is refused with its line number",
+        arguments: [
+            ("A=1\nnot a pair", ".env:2: expected KEY=VALUE, got 'not a pair'"),
+            ("1A=x", ".env:1: '1A' is not a variable name (letters, digits and '_', not starting with a digit)"),
+            ("A=\"open", ".env:1: the value of A has no closing \""),
+        ]
+    )
+    func refusesDotEnv(text: String, message: String) {
+        let error = #expect(throws: ConfigurationFileError.self) { try DotEnv.parse(text) }
+        #expect(error?.description == message)
+    }
+}
