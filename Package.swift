@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "router", targets: ["Router"]),
         .executable(name: "metrics-collector", targets: ["MetricsCollector"]),
         .executable(name: "supervisor", targets: ["Supervisor"]),
+        .executable(name: "batonctl", targets: ["Batonctl"]),
         .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
         .library(name: "BatonRPC", targets: ["BatonRPC"]),
     ],
@@ -125,6 +126,21 @@ let package = Package(
             name: "MetricsCollector",
             dependencies: ["BatonRuntime"],
             path: "Services/MetricsCollector",
+            swiftSettings: swiftSettings
+        ),
+
+        // Clients/: what operators and integrators run.
+        .executableTarget(
+            name: "Batonctl",
+            dependencies: [
+                "BatonRuntime",
+                "BatonRPC",
+                "BatonProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Clients/batonctl",
             swiftSettings: swiftSettings
         ),
 

@@ -191,6 +191,14 @@ actor ProcessSupervisor: Service {
         }
     }
 
+    /// Waits until none of `names` is STARTING (each is READY, or has failed), for at most `limit`.
+    func settle(_ names: [String], limit: Duration = .seconds(60)) async {
+        let deadline = self.clock.now + limit
+        while self.clock.now < deadline, names.contains(where: { self.children[$0]?.state == .starting }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     func restart(_ name: String) async {
         await self.stop(name)
         await self.start(name)

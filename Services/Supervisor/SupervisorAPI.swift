@@ -23,6 +23,7 @@ struct SupervisorAPI: Sendable {
             for name in names {
                 await supervisor.start(name)
             }
+            await supervisor.settle(names)
             return Self.reply(await supervisor.status(of: names))
         }
         methods.unary("/baton.supervisor.v1.Supervisor/Stop") {
@@ -43,6 +44,7 @@ struct SupervisorAPI: Sendable {
                     group.addTask { await supervisor.restart(name) }
                 }
             }
+            await supervisor.settle(names)
             return Self.reply(await supervisor.status(of: names))
         }
         let shutdown = self.shutdown

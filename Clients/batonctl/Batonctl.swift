@@ -1,0 +1,286 @@
+import ArgumentParser
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import Logging
+import SwiftProtobuf
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `batonctl`: the operator's and integrator's command line for a running Baton.
+@main
+struct Batonctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batonctl",
+        abstract: "Control and inspect a running Baton: its processes (through the supervisor) and their health.",
+        subcommands: [Status.self, Start.self, Stop.self, Restart.self, Health.self]
+    )
+}
+
+/// Where to find the sockets; every command takes it.
+struct Connection: ParsableArguments {
+    @Option(help: "Directory of the sockets (default: $BATON_RUN_DIR, else var/run).")
+    var runDir: String?
+
+    var runDirectory: String {
+        if let runDir = self.runDir {
+            return runDir
+        }
+        return ProcessEnvironment.current["BATON_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? BatonConfiguration.defaultRunDirectory
+    }
+
+    func socket(of process: String) -> String {
+        BatonConfiguration.socketPath(of: process, in: self.runDirectory)
+    }
+
+    /// A client for the supervisor; library logging stays quiet so that output is only what the command prints.
+    func supervisor() -> RPCClient {
+        var logger = Logger(label: "batonctl")
+        logger.logLevel = .critical
+        return RPCClient(socketPath: self.socket(of: "supervisor"), logger: logger)
+    }
+
+    /// Calls the supervisor; when it is not running, says so and how to start it, in one line, and exits 2.
+    func callSupervisor<Request: Message, Reply: Message>(
+        _ method: String,
+        _ request: Request,
+        as reply: Reply.Type
+    ) async throws -> Reply {
+        let client = self.supervisor()
+        do {
+            let result = try await client.unary(
+                "/baton.supervisor.v1.Supervisor/\(method)",
+                request,
+                as: Reply.self,
+                options: CallOptions(timeout: .seconds(60))
+            )
+            await client.close()
+            return result
+        } catch let error as RPCError where error.code == .unavailable {
+            await client.close()
+            Output.error(
+                "the supervisor is not running (nothing answers on \(self.socket(of: "supervisor"))); "
+                    + "start Baton with scripts/run.sh"
+            )
+            throw ExitCode(2)
+        } catch let error as RPCError {
+            await client.close()
+            Output.error("\(error.code): \(error.message)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+enum Output {
+    static func line(_ text: String) {
+        print(text)
+    }
+
+    static func error(_ text: String) {
+        var standardError = StandardError()
+        print("batonctl: \(text)", to: &standardError)
+    }
+
+    struct StandardError: TextOutputStream {
+        mutating func write(_ string: String) {
+            let bytes = Array(string.utf8)
+            _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        }
+    }
+
+    /// A table with a header row, columns padded to their widest cell.
+    static func table(_ header: [String], _ rows: [[String]]) {
+        let widths = header.indices.map { column in
+            ([header] + rows).map { $0[column].count }.max() ?? 0
+        }
+        for row in [header] + rows {
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }
+            Self.line(cells.joined(separator: "  "))
+        }
+    }
+
+    static func duration(milliseconds: Int64) -> String {
+        let seconds = milliseconds / 1000
+        if seconds < 60 {
+            return "\(seconds)s"
+        }
+        if seconds < 3600 {
+            return "\(seconds / 60)m\(seconds % 60)s"
+        }
+        return "\(seconds / 3600)h\((seconds % 3600) / 60)m"
+    }
+
+    static func state(_ state: Baton_Supervisor_V1_ProcessState) -> String {
+        switch state {
+        case .stopped: "STOPPED"
+        case .starting: "STARTING"
+        case .ready: "READY"
+        case .backoff: "BACKOFF"
+        case .stopping: "STOPPING"
+        case .exited: "EXITED"
+        case .fatal: "FATAL"
+        default: "UNKNOWN"
+        }
+    }
+
+    static func health(_ status: Grpc_Health_V1_HealthCheckResponse.ServingStatus) -> String {
+        switch status {
+        case .serving: "SERVING"
+        case .notServing: "NOT_SERVING"
+        case .serviceUnknown: "SERVICE_UNKNOWN"
+        default: "UNKNOWN"
+        }
+    }
+
+    static func processes(_ processes: [Baton_Supervisor_V1_ProcessStatus]) {
+        Self.table(
+            ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST EXIT"],
+            processes.map { process in
+                [
+                    process.name,
+                    Self.state(process.state),
+                    process.pid == 0 ? "-" : "\(process.pid)",
+                    process.pid == 0 ? "-" : Self.duration(milliseconds: process.uptimeMs),
+                    "\(process.restarts)",
+                    process.lastExit.isEmpty
+                        ? "-"
+                        : process.lastExit
+                            + (process.lastError.isEmpty || process.state == .ready ? "" : " (\(process.lastError))"),
+                ]
+            }
+        )
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The supervisor's processes; exit 0 only when every one is READY."
+    )
+
+    @OptionGroup var connection: Connection
+    @Flag(help: "Print the status as JSON (baton.supervisor.v1.StatusReply).") var json = false
+
+    func run() async throws {
+        let reply = try await self.connection.callSupervisor(
+            "Status",
+            Baton_Supervisor_V1_StatusRequest(),
+            as: Baton_Supervisor_V1_StatusReply.self
+        )
+        if self.json {
+            Output.line(try reply.jsonString())
+        } else {
+            Output.processes(reply.processes)
+        }
+        if !reply.processes.allSatisfy({ $0.state == .ready }) {
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `start`, `stop` and `restart` differ only in the method they call.
+protocol ProcessAction: AsyncParsableCommand {
+    static var method: String { get }
+    var connection: Connection { get }
+    var name: String { get }
+}
+
+extension ProcessAction {
+    func run() async throws {
+        var request = Baton_Supervisor_V1_ProcessRequest()
+        request.name = self.name
+        let reply = try await self.connection.callSupervisor(
+            Self.method,
+            request,
+            as: Baton_Supervisor_V1_ProcessReply.self
+        )
+        Output.processes(reply.processes)
+    }
+}
+
+struct Start: ProcessAction {
+    static let configuration = CommandConfiguration(abstract: "Start a process (or all); clears FATAL.")
+    static let method = "Start"
+    @OptionGroup var connection: Connection
+    @Argument(help: "A Procfile name, or all.") var name: String
+}
+
+struct Stop: ProcessAction {
+    static let configuration = CommandConfiguration(abstract: "Stop a process (or all): SIGTERM, then SIGKILL.")
+    static let method = "Stop"
+    @OptionGroup var connection: Connection
+    @Argument(help: "A Procfile name, or all.") var name: String
+}
+
+struct Restart: ProcessAction {
+    static let configuration = CommandConfiguration(abstract: "Stop, then start, a process (or all).")
+    static let method = "Restart"
+    @OptionGroup var connection: Connection
+    @Argument(help: "A Procfile name, or all.") var name: String
+}
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Health of one process, or of every socket in the run directory, straight from its socket.",
+        discussion: "Works without the supervisor. Exit 0 only when every process asked about is SERVING."
+    )
+
+    @OptionGroup var connection: Connection
+    @Argument(help: "A process name (router, ...); every socket in the run directory when omitted.") var name: String?
+
+    func run() async throws {
+        let names = try self.name.map { [$0] } ?? self.socketsInRunDirectory()
+        guard !names.isEmpty else {
+            Output.error("no sockets in \(self.connection.runDirectory); is Baton running?")
+            throw ExitCode(2)
+        }
+        var rows: [[String]] = []
+        var allServing = true
+        for name in names {
+            var logger = Logger(label: "batonctl")
+            logger.logLevel = .critical
+            let client = RPCClient(socketPath: self.connection.socket(of: name), logger: logger)
+            let status: String
+            do {
+                let reply = try await client.unary(
+                    "/grpc.health.v1.Health/Check",
+                    Grpc_Health_V1_HealthCheckRequest(),
+                    as: Grpc_Health_V1_HealthCheckResponse.self,
+                    options: CallOptions(timeout: .seconds(5))
+                )
+                status = Output.health(reply.status)
+            } catch let error as RPCError {
+                status = "\(error.code): \(error.message)"
+            }
+            await client.close()
+            allServing = allServing && status == "SERVING"
+            rows.append([name, status])
+        }
+        Output.table(["NAME", "HEALTH"], rows)
+        if !allServing {
+            throw ExitCode(1)
+        }
+    }
+
+    func socketsInRunDirectory() throws -> [String] {
+        guard let directory = opendir(self.connection.runDirectory) else {
+            Output.error("cannot read \(self.connection.runDirectory): \(String(cString: strerror(errno)))")
+            throw ExitCode(2)
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasSuffix(".sock") {
+                names.append(String(name.dropLast(".sock".count)))
+            }
+        }
+        return names.sorted()
+    }
+}

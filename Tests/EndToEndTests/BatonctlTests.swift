@@ -1,0 +1,92 @@
+import BatonProto
+import BatonTestKit
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// batonctl against a running supervisor, and without one.
+@Suite("batonctl")
+struct BatonctlTests {
+    var batonctl: String { ServiceProcess.productsDirectory + "/batonctl" }
+
+    func run(
+        _ arguments: [String],
+        in running: SupervisorTests.Running
+    ) async throws -> (status: Int32?, output: String) {
+        try await ServiceProcess.run(path: self.batonctl, arguments: arguments, in: running.directory)
+    }
+
+    @Test("status, restart, stop, start and health against a running supervisor")
+    func commands() async throws {
+        let procfile = "router: \(ServiceProcess.productsDirectory)/router\nsleeper: sleep 1000\n"
+        let running = try await SupervisorTests.start(procfile: procfile)
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
+            pids = try await running.status().values.map(\.pid)
+
+            let status = try await self.run(["status"], in: running)
+            #expect(status.status == 0, "\(status.output)")
+            let lines = status.output.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("NAME") == true)
+            #expect(lines.contains { $0.hasPrefix("router ") && $0.contains("READY") })
+
+            let json = try await self.run(["status", "--json"], in: running)
+            #expect(json.output.contains("\"name\":\"sleeper\""))
+            #expect(json.output.contains("\"state\":\"READY\""))
+
+            let restarted = try await self.run(["restart", "router"], in: running)
+            #expect(restarted.status == 0)
+            #expect(restarted.output.contains("READY"), "restart waits until the process is READY: \(restarted.output)")
+            pids += try await running.status().values.map(\.pid)
+
+            let health = try await self.run(["health"], in: running)
+            #expect(health.status == 0, "\(health.output)")
+            let healthLines = health.output.split(separator: "\n")
+            #expect(healthLines.contains { $0.hasPrefix("router ") && $0.hasSuffix(" SERVING") })
+            #expect(healthLines.contains { $0.hasPrefix("supervisor ") && $0.hasSuffix(" SERVING") })
+
+            let stopped = try await self.run(["stop", "sleeper"], in: running)
+            #expect(stopped.output.contains("STOPPED"))
+            let notAllReady = try await self.run(["status"], in: running)
+            #expect(notAllReady.status == 1, "status is non-zero while a process is not READY")
+
+            let unknown = try await self.run(["restart", "nobody"], in: running)
+            #expect(unknown.status == 2)
+            #expect(unknown.output.contains("NOT_FOUND: no process named 'nobody' in the Procfile"))
+
+            let started = try await self.run(["start", "all"], in: running)
+            #expect(started.status == 0)
+            #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
+            pids += try await running.status().values.map(\.pid)
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("without a supervisor, batonctl says so and how to start it, in one line, and health says which is down")
+    func noSupervisor() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let status = try await ServiceProcess.run(
+            path: self.batonctl,
+            arguments: ["status", "--run-dir", "run"],
+            in: directory
+        )
+        #expect(status.status == 2)
+        #expect(
+            status.output
+                == "batonctl: the supervisor is not running (nothing answers on run/supervisor.sock); "
+                + "start Baton with scripts/run.sh\n"
+        )
+        let health = try await ServiceProcess.run(
+            path: self.batonctl,
+            arguments: ["health", "router"],
+            environment: ["BATON_RUN_DIR": "run"],
+            in: directory
+        )
+        #expect(health.status == 1)
+        #expect(health.output.contains("router  UNAVAILABLE: cannot connect to 'run/router.sock'"))
+    }
+}
