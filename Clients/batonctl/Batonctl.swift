@@ -15,7 +15,7 @@ struct Batonctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batonctl",
         abstract: "Control and inspect a running Baton: its processes (through the supervisor) and their health.",
-        subcommands: [Status.self, Start.self, Stop.self, Restart.self, Health.self]
+        subcommands: [Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self]
     )
 }
 
@@ -59,24 +59,63 @@ struct Connection: ParsableArguments {
             )
             await client.close()
             return result
-        } catch let error as RPCError where error.code == .unavailable {
-            await client.close()
-            Output.error(
-                "the supervisor is not running (nothing answers on \(self.socket(of: "supervisor"))); "
-                    + "start Baton with scripts/run.sh"
-            )
-            throw ExitCode(2)
         } catch let error as RPCError {
             await client.close()
-            Output.error("\(error.code): \(error.message)")
-            throw ExitCode(2)
+            try self.fail(error)
         }
     }
 }
 
+extension Connection {
+    /// Calls a streaming method of the supervisor and hands each reply to `body`; errors as ``callSupervisor``.
+    func streamFromSupervisor<Request: Message, Reply: Message>(
+        _ method: String,
+        _ request: Request,
+        as reply: Reply.Type,
+        _ body: (Reply) -> Void
+    ) async throws {
+        let client = self.supervisor()
+        do {
+            for try await reply in try client.serverStream(
+                "/baton.supervisor.v1.Supervisor/\(method)",
+                request,
+                as: Reply.self
+            ) {
+                body(reply)
+            }
+            await client.close()
+        } catch let error as RPCError {
+            await client.close()
+            try self.fail(error)
+        }
+    }
+
+    /// Reports a failed call in one line and exits 2.
+    func fail(_ error: RPCError) throws -> Never {
+        if error.code == .unavailable {
+            Output.error(
+                "the supervisor is not running (nothing answers on \(self.socket(of: "supervisor"))); "
+                    + "start Baton with scripts/run.sh"
+            )
+        } else {
+            Output.error("\(error.code): \(error.message)")
+        }
+        throw ExitCode(2)
+    }
+}
+
 enum Output {
+    /// Writes one line to standard output at once, so that `logs -f` through a pipe shows each line as it comes.
     static func line(_ text: String) {
-        print(text)
+        let bytes = Array((text + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            guard written > 0 else {
+                return
+            }
+            offset += written
+        }
     }
 
     static func error(_ text: String) {
@@ -221,6 +260,27 @@ struct Restart: ProcessAction {
     static let method = "Restart"
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
+}
+
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A process's output as the supervisor kept it (the last 1,000 lines), and with -f what follows."
+    )
+
+    @OptionGroup var connection: Connection
+    @Argument(help: "A Procfile name.") var name: String
+    @Flag(name: .shortAndLong, help: "Keep printing new lines until interrupted.") var follow = false
+    @Option(name: .customShort("n"), help: "Only the last N kept lines.") var lines: UInt32 = 0
+
+    func run() async throws {
+        var request = Baton_Supervisor_V1_LogsRequest()
+        request.name = self.name
+        request.follow = self.follow
+        request.lines = self.lines
+        try await self.connection.streamFromSupervisor("Logs", request, as: Baton_Supervisor_V1_LogLine.self) { line in
+            Output.line(line.text)
+        }
+    }
 }
 
 struct Health: AsyncParsableCommand {

@@ -1,3 +1,4 @@
+import BatonProto
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -12,7 +13,13 @@ final class ChildOutput: Sendable {
 
     let name: String
     private let prefix: String
-    private let lines = NIOLockedValueBox<[String]>([])
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var lines: [Baton_Supervisor_V1_LogLine] = []
+        var followers: [Int: AsyncStream<Baton_Supervisor_V1_LogLine>.Continuation] = [:]
+        var nextFollower = 0
+    }
     private static let terminal = isatty(1) != 0
     private static let writeLock = NIOLock()
 
@@ -23,18 +30,43 @@ final class ChildOutput: Sendable {
         self.prefix = Self.terminal ? "\u{1B}[\(31 + colour % 6)m\(padded) |\u{1B}[0m " : "\(padded) | "
     }
 
-    /// The kept lines, oldest first.
-    var kept: [String] {
-        self.lines.withLockedValue { $0 }
+    /// The last `count` kept lines (all of them for nil), oldest first.
+    func kept(last count: Int? = nil) -> [Baton_Supervisor_V1_LogLine] {
+        self.state.withLockedValue { Array($0.lines.suffix(count ?? Self.capacity)) }
+    }
+
+    /// The last `count` kept lines and a stream of every later line, taken together so that none is missed.
+    /// The stream ends when the consumer's task is cancelled.
+    func follow(last count: Int?) -> ([Baton_Supervisor_V1_LogLine], AsyncStream<Baton_Supervisor_V1_LogLine>) {
+        let (stream, continuation) = AsyncStream<Baton_Supervisor_V1_LogLine>.makeStream(
+            bufferingPolicy: .bufferingNewest(Self.capacity)
+        )
+        let (kept, id) = self.state.withLockedValue { state in
+            defer { state.nextFollower += 1 }
+            state.followers[state.nextFollower] = continuation
+            return (Array(state.lines.suffix(count ?? Self.capacity)), state.nextFollower)
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLockedValue { $0.followers.removeValue(forKey: id) }
+        }
+        return (kept, stream)
     }
 
     /// Records one line of the process's output and relays it.
     func append(_ line: String) {
-        self.lines.withLockedValue { lines in
-            lines.append(line)
-            if lines.count > Self.capacity {
-                lines.removeFirst(lines.count - Self.capacity)
+        var record = Baton_Supervisor_V1_LogLine()
+        record.name = self.name
+        record.text = line
+        record.unixMs = Self.nowUnixMs()
+        let followers = self.state.withLockedValue { state in
+            state.lines.append(record)
+            if state.lines.count > Self.capacity {
+                state.lines.removeFirst(state.lines.count - Self.capacity)
             }
+            return Array(state.followers.values)
+        }
+        for follower in followers {
+            follower.yield(record)
         }
         let stamp = Self.terminal ? "" : Self.timestamp() + " "
         Self.writeLine(stamp + self.prefix + line)
@@ -53,6 +85,12 @@ final class ChildOutput: Sendable {
                 offset += written
             }
         }
+    }
+
+    static func nowUnixMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
     }
 
     private static func timestamp() -> String {

@@ -3,6 +3,7 @@ import BatonRPC
 import BatonRuntime
 import CBatonProcess
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -58,7 +59,16 @@ actor ProcessSupervisor: Service {
     private let settings: Settings
     private let logger: Logger
     private let spawnLoop: any EventLoop
-    private var children: [String: Child] = [:]
+    /// Every change of a process's state is published to the `Events` watchers.
+    private var children: [String: Child] = [:] {
+        didSet {
+            for (name, child) in self.children where oldValue[name]?.state != child.state {
+                self.publish(name, previous: oldValue[name]?.state ?? .unspecified)
+            }
+        }
+    }
+    private let watchers = NIOLockedValueBox<[Int: AsyncStream<Baton_Supervisor_V1_ProcessEvent>.Continuation]>([:])
+    private let nextWatcher = NIOLockedValueBox(0)
     private var order: [String] = []
     private var shuttingDown = false
     /// Exits reaped before their spawn recorded the pid (a child can exit while `spawn` awaits the fork), and of
@@ -99,6 +109,42 @@ actor ProcessSupervisor: Service {
     }
 
     // MARK: - Control
+
+    /// The kept output of `name`, and with `follow` a stream of its later lines.
+    func output(of name: String) throws(RPCError) -> ChildOutput {
+        guard let child = self.children[name] else {
+            _ = try self.names(matching: name)
+            throw RPCError.notFound("no process named '\(name)'")
+        }
+        return child.output
+    }
+
+    /// A stream of every state change from now on; it ends when the consumer's task is cancelled.
+    nonisolated func events() -> AsyncStream<Baton_Supervisor_V1_ProcessEvent> {
+        let (stream, continuation) = AsyncStream<Baton_Supervisor_V1_ProcessEvent>.makeStream()
+        let id = self.nextWatcher.withLockedValue { next in
+            defer { next += 1 }
+            return next
+        }
+        self.watchers.withLockedValue { $0[id] = continuation }
+        continuation.onTermination = { [watchers = self.watchers] _ in
+            _ = watchers.withLockedValue { $0.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    private func publish(_ name: String, previous: Baton_Supervisor_V1_ProcessState) {
+        guard let process = self.status(of: [name]).first else {
+            return
+        }
+        var event = Baton_Supervisor_V1_ProcessEvent()
+        event.process = process
+        event.previous = previous
+        event.unixMs = ChildOutput.nowUnixMs()
+        for watcher in self.watchers.withLockedValue({ Array($0.values) }) {
+            watcher.yield(event)
+        }
+    }
 
     /// The processes named `name` ("all" for every one); throws NOT_FOUND naming an unknown one.
     func names(matching name: String) throws(RPCError) -> [String] {

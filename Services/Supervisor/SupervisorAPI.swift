@@ -47,6 +47,30 @@ struct SupervisorAPI: Sendable {
             await supervisor.settle(names)
             return Self.reply(await supervisor.status(of: names))
         }
+        methods.serverStreaming("/baton.supervisor.v1.Supervisor/Logs") {
+            (request: Baton_Supervisor_V1_LogsRequest, _, writer: RPCStreamWriter<Baton_Supervisor_V1_LogLine>) in
+            let output = try await supervisor.output(of: request.name)
+            let count = request.lines == 0 ? nil : Int(request.lines)
+            guard request.follow else {
+                for line in output.kept(last: count) {
+                    try await writer.send(line)
+                }
+                return
+            }
+            let (kept, later) = output.follow(last: count)
+            for line in kept {
+                try await writer.send(line)
+            }
+            for await line in later {
+                try await writer.send(line)
+            }
+        }
+        methods.serverStreaming("/baton.supervisor.v1.Supervisor/Events") {
+            (_: Baton_Supervisor_V1_EventsRequest, _, writer: RPCStreamWriter<Baton_Supervisor_V1_ProcessEvent>) in
+            for await event in supervisor.events() {
+                try await writer.send(event)
+            }
+        }
         let shutdown = self.shutdown
         methods.unary("/baton.supervisor.v1.Supervisor/Shutdown") {
             (_: Baton_Supervisor_V1_ShutdownRequest, _) -> Baton_Supervisor_V1_ShutdownReply in

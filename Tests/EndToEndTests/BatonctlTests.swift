@@ -65,6 +65,40 @@ struct BatonctlTests {
         await running.cleanUp(pids: pids)
     }
 
+    @Test("logs prints the kept lines (-n for the last N), and -f follows new ones")
+    func logs() async throws {
+        // "later" waits for the file "go", which the test creates once it has checked the kept lines.
+        let procfile =
+            "ticker: for i in 1 2 3 4 5; do echo tick $i; done; while [ ! -e go ]; do sleep 0.05; done; echo later; "
+            + "sleep 1000\n"
+        let running = try await SupervisorTests.start(procfile: procfile)
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["ticker"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            #expect(await eventually { running.process.output.contains("tick 5") })
+            let follow = try ServiceProcess.start(
+                path: self.batonctl,
+                arguments: ["logs", "ticker", "-f"],
+                workingDirectory: running.directory.path,
+                logPath: running.directory.appending("follow.log")
+            )
+            defer { follow.stop() }
+            let last = try await self.run(["logs", "ticker", "-n", "2"], in: running)
+            #expect(last.status == 0)
+            #expect(last.output == "tick 4\ntick 5\n")
+            #expect(await eventually { follow.output.contains("tick 1\n") })
+            try SupervisorTests.write("", to: running.directory.appending("go"))
+            #expect(await eventually { follow.output.contains("later\n") })
+            #expect(follow.poll() == nil, "-f keeps running")
+
+            let unknown = try await self.run(["logs", "nobody"], in: running)
+            #expect(unknown.status == 2)
+            #expect(unknown.output.contains("NOT_FOUND"))
+        }
+        await running.cleanUp(pids: pids)
+    }
+
     @Test("without a supervisor, batonctl says so and how to start it, in one line, and health says which is down")
     func noSupervisor() async throws {
         let directory = try TemporaryDirectory()

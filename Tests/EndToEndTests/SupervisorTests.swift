@@ -170,6 +170,37 @@ struct SupervisorTests {
         await running.cleanUp(pids: pids)
     }
 
+    @Test("Events streams every state change as it happens")
+    func events() async throws {
+        let running = try await Self.start(procfile: "sleeper: sleep 1000\n")
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["sleeper"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            let events = try running.client.serverStream(
+                "/baton.supervisor.v1.Supervisor/Events",
+                Baton_Supervisor_V1_EventsRequest(),
+                as: Baton_Supervisor_V1_ProcessEvent.self
+            )
+            // Subscribe before acting: a Status call on the same connection is answered after the Events request
+            // was read.
+            _ = try await running.status()
+            _ = try await running.call("Restart", "sleeper")
+            var seen: [Baton_Supervisor_V1_ProcessState] = []
+            for try await event in events {
+                #expect(event.process.name == "sleeper")
+                #expect(event.previous == seen.last ?? .ready)
+                seen.append(event.process.state)
+                if event.process.state == .ready {
+                    pids.append(event.process.pid)
+                    break
+                }
+            }
+            #expect(seen == [.stopping, .stopped, .starting, .ready])
+        }
+        await running.cleanUp(pids: pids)
+    }
+
     @Test("SIGTERM to the supervisor: exit 0, no child left running, socket removed")
     func sigtermStopsEverything() async throws {
         let running = try await Self.start(procfile: "router: \(self.router)\nsleeper: sleep 1000\n")
