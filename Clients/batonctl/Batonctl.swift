@@ -15,7 +15,7 @@ struct Batonctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batonctl",
         abstract: "Control and inspect a running Baton: its processes (through the supervisor) and their health.",
-        subcommands: [Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self]
+        subcommands: [Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self, Call.self]
     )
 }
 

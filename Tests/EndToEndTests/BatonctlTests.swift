@@ -99,6 +99,54 @@ struct BatonctlTests {
         await running.cleanUp(pids: pids)
     }
 
+    @Test("call: any method with JSON in and out, streaming, and each error")
+    func call() async throws {
+        let running = try await SupervisorTests.start(procfile: "router: \(ServiceProcess.productsDirectory)/router\n")
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["router"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+
+            let list = try await self.run(["call", "supervisor", "--list"], in: running)
+            #expect(list.status == 0)
+            #expect(
+                list.output.contains(
+                    "baton.supervisor.v1.Supervisor.Logs(baton.supervisor.v1.LogsRequest) "
+                        + "returns (stream baton.supervisor.v1.LogLine)"
+                )
+            )
+            let check = try await self.run(["call", "router", "grpc.health.v1.Health.Check", "{}"], in: running)
+            #expect(check.status == 0)
+            #expect(check.output == "{\"status\":\"SERVING\"}\n")
+            let status = try await self.run(["call", "supervisor", "Status"], in: running)  // stdin is empty: {}
+            #expect(status.output.hasPrefix("{\"processes\":[{\"name\":\"router\",\"state\":\"READY\""))
+
+            let unknownField = try await self.run(["call", "supervisor", "Stop", "{\"nme\":\"router\"}"], in: running)
+            #expect(unknownField.status == 2)
+            #expect(unknownField.output.contains("unknown field 'nme' for baton.supervisor.v1.ProcessRequest"))
+            let malformed = try await self.run(["call", "supervisor", "Stop", "{name"], in: running)
+            #expect(malformed.status == 2)
+            #expect(malformed.output.contains("the request is not valid JSON for baton.supervisor.v1.ProcessRequest"))
+            let unknownMethod = try await self.run(["call", "router", "Route"], in: running)
+            #expect(unknownMethod.status == 2)
+            #expect(unknownMethod.output.contains("router has no method 'Route'; batonctl call router --list"))
+            let failed = try await self.run(["call", "supervisor", "Stop", "{\"name\":\"nobody\"}"], in: running)
+            #expect(failed.status == 1)
+            #expect(failed.output.contains("NOT_FOUND: no process named 'nobody'"))
+
+            let watch = try ServiceProcess.start(
+                path: self.batonctl,
+                arguments: ["call", "router", "Watch"],
+                workingDirectory: running.directory.path,
+                logPath: running.directory.appending("watch.log")
+            )
+            defer { watch.stop() }
+            #expect(await eventually { watch.output == "{\"status\":\"SERVING\"}\n" })
+            #expect(watch.poll() == nil, "a streaming call prints until interrupted")
+        }
+        await running.cleanUp(pids: pids)
+    }
+
     @Test("without a supervisor, batonctl says so and how to start it, in one line, and health says which is down")
     func noSupervisor() async throws {
         let directory = try TemporaryDirectory()

@@ -1,0 +1,111 @@
+import BatonProto
+import SwiftProtobuf
+
+/// The methods batonctl can call, by process: every process serves Health; each adds its own services.
+///
+/// Baton's servers have no reflection service, so the request and reply types come from the generated code
+/// compiled into batonctl. A service that gains methods adds them here.
+enum MethodCatalog {
+    struct Method {
+        let path: String
+        let request: any Message.Type
+        let reply: any Message.Type
+        let streaming: Bool
+
+        /// `Check` for `/grpc.health.v1.Health/Check`.
+        var shortName: String {
+            String(self.path.split(separator: "/").last ?? "")
+        }
+
+        /// `grpc.health.v1.Health.Check`, as grpcurl writes it.
+        var dottedName: String {
+            self.path.dropFirst().replacingOccurrences(of: "/", with: ".")
+        }
+    }
+
+    static let health: [Method] = [
+        Method(
+            path: "/grpc.health.v1.Health/Check",
+            request: Grpc_Health_V1_HealthCheckRequest.self,
+            reply: Grpc_Health_V1_HealthCheckResponse.self,
+            streaming: false
+        ),
+        Method(
+            path: "/grpc.health.v1.Health/Watch",
+            request: Grpc_Health_V1_HealthCheckRequest.self,
+            reply: Grpc_Health_V1_HealthCheckResponse.self,
+            streaming: true
+        ),
+    ]
+
+    static let supervisor: [Method] = [
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Status",
+            request: Baton_Supervisor_V1_StatusRequest.self,
+            reply: Baton_Supervisor_V1_StatusReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Start",
+            request: Baton_Supervisor_V1_ProcessRequest.self,
+            reply: Baton_Supervisor_V1_ProcessReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Stop",
+            request: Baton_Supervisor_V1_ProcessRequest.self,
+            reply: Baton_Supervisor_V1_ProcessReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Restart",
+            request: Baton_Supervisor_V1_ProcessRequest.self,
+            reply: Baton_Supervisor_V1_ProcessReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Logs",
+            request: Baton_Supervisor_V1_LogsRequest.self,
+            reply: Baton_Supervisor_V1_LogLine.self,
+            streaming: true
+        ),
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Events",
+            request: Baton_Supervisor_V1_EventsRequest.self,
+            reply: Baton_Supervisor_V1_ProcessEvent.self,
+            streaming: true
+        ),
+        Method(
+            path: "/baton.supervisor.v1.Supervisor/Shutdown",
+            request: Baton_Supervisor_V1_ShutdownRequest.self,
+            reply: Baton_Supervisor_V1_ShutdownReply.self,
+            streaming: false
+        ),
+    ]
+
+    /// The methods `process` serves; every Baton process serves at least Health.
+    static func methods(of process: String) -> [Method] {
+        switch process {
+        case "supervisor": self.health + self.supervisor
+        default: self.health
+        }
+    }
+
+    /// The method of `process` that `name` names: the full path, `Service/Method`, `Service.Method`, or just
+    /// `Method` when that is unambiguous.
+    static func find(_ name: String, of process: String) -> Method? {
+        let methods = self.methods(of: process)
+        let normalized = name.hasPrefix("/") ? name : "/" + name
+        if let exact = methods.first(where: { $0.path == normalized || $0.dottedName == name }) {
+            return exact
+        }
+        let suffix = methods.filter { $0.path.hasSuffix("." + name) || $0.shortName == name }
+        return suffix.count == 1 ? suffix[0] : nil
+    }
+}
+
+extension Substring {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        self.split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
