@@ -54,6 +54,8 @@ actor ProcessSupervisor: Service {
         var workingDirectory: String
         var runDirectory: String
         var grace: Duration
+        /// Per-process grace periods from supervisor.yaml, overriding ``grace``.
+        var processGrace: [String: Duration] = [:]
     }
 
     private let settings: Settings
@@ -71,6 +73,7 @@ actor ProcessSupervisor: Service {
     private let nextWatcher = NIOLockedValueBox(0)
     private var order: [String] = []
     private var shuttingDown = false
+    private var stoppedAll = false
     /// Exits reaped before their spawn recorded the pid (a child can exit while `spawn` awaits the fork), and of
     /// orphaned descendants; only the latest few are kept.
     private var unclaimedExits: [(pid: pid_t, status: Int32)] = []
@@ -92,18 +95,20 @@ actor ProcessSupervisor: Service {
 
     // MARK: - Service
 
-    /// Starts every process in the Procfile's order, reaps exits until graceful shutdown, then stops them all.
+    /// Starts every process in the Procfile's order, reaps exits until graceful shutdown (or cancellation), then
+    /// stops them all. Reaping goes on until every process has stopped, so even a cancelled supervisor leaves
+    /// nothing running.
     func run() async throws {
         for name in self.order {
             await self.start(name)
         }
         await withDiscardingTaskGroup { group in
             group.addTask {
-                await self.reapUntilCancelled()
+                await self.reapUntilStopped()
             }
             try? await gracefulShutdown()
             await self.stopAll()
-            group.cancelAll()
+            self.stoppedAll = true
         }
         self.logger.info("all processes stopped")
     }
@@ -219,7 +224,7 @@ actor ProcessSupervisor: Service {
             kill(-pid, SIGTERM)
             self.logger.info("stopping", metadata: ["baton.child": "\(name)", "baton.pid": "\(pid)"])
             child.timer?.cancel()
-            child.timer = Task { [grace = self.settings.grace] in
+            child.timer = Task { [grace = self.settings.processGrace[name] ?? self.settings.grace] in
                 try? await Task.sleep(for: grace)
                 self.killIfStillStopping(name, run: run)
             }
@@ -381,16 +386,20 @@ actor ProcessSupervisor: Service {
 
     // MARK: - Exits
 
-    /// Collects every exited child (and, as subreaper, every orphaned descendant) until cancelled.
-    private func reapUntilCancelled() async {
-        while !Task.isCancelled {
+    /// Collects every exited child (and, as subreaper, every orphaned descendant) until all have been stopped.
+    private func reapUntilStopped() async {
+        while !self.stoppedAll {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid > 0 {
                 self.exited(pid, status: status)
                 continue
             }
-            try? await Task.sleep(for: .milliseconds(20))
+            if Task.isCancelled {
+                usleep(20_000)  // a cancelled task's sleep returns at once; keep reaping without spinning
+            } else {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
         }
     }
 

@@ -104,6 +104,7 @@ enum DotEnv {
 struct ConfigurationFileError: Error, Equatable, Sendable, CustomStringConvertible {
     var file: String
     var line: Int
+    var column: Int?
     var reason: String
 
     init(file: String, line: Int, _ reason: String) {
@@ -113,7 +114,7 @@ struct ConfigurationFileError: Error, Equatable, Sendable, CustomStringConvertib
     }
 
     var description: String {
-        "\(self.file):\(self.line): \(self.reason)"
+        "\(self.file):\(self.line):\(self.column.map { "\($0):" } ?? "") \(self.reason)"
     }
 }
 

@@ -100,11 +100,12 @@ final class ShutdownRequest: Service, Sendable {
         self.requests.continuation.yield()
     }
 
+    /// Waits for `Shutdown` calls until the graceful shutdown reaches this service. It must not return earlier:
+    /// a service group cancels every service when one returns on its own.
     func run() async throws {
         await withGracefulShutdownHandler {
             for await _ in self.requests.stream {
                 await self.group.withLockedValue { $0 }?.triggerGracefulShutdown()
-                return
             }
         } onGracefulShutdown: {
             self.requests.continuation.finish()

@@ -26,12 +26,14 @@ struct SupervisorCommand: AsyncParsableCommand {
     @Option(help: "The Procfile to run (foreman's format). An optional .env beside it is read too.")
     var procfile = "Procfile"
 
-    @Option(help: "Seconds a process gets to exit after SIGTERM before SIGKILL.")
-    var grace: Double = 10
+    @Option(
+        help: "Seconds a process gets to exit after SIGTERM before SIGKILL (default: supervisor.yaml's grace, else 10)."
+    )
+    var grace: Double?
 
     func validate() throws {
-        guard self.grace > 0, self.grace <= 3600 else {
-            throw ValidationError("--grace \(self.grace) is out of range; expected seconds between 0 and 3600")
+        if let grace = self.grace, !(grace > 0 && grace <= 3600) {
+            throw ValidationError("--grace \(grace) is out of range; expected seconds between 0 and 3600")
         }
     }
 
@@ -84,6 +86,16 @@ struct SupervisorCommand: AsyncParsableCommand {
         if access(dotEnvPath, F_OK) == 0 {
             environment.merge(try DotEnv.parse(try TextFile.read(dotEnvPath), file: dotEnvPath)) { $1 }
         }
+        let yamlPath = directory + "/supervisor.yaml"
+        var file = SupervisorFile()
+        if access(yamlPath, F_OK) == 0 {
+            file = try SupervisorFile.parse(
+                try TextFile.read(yamlPath),
+                file: yamlPath,
+                processes: Set(procfile.entries.map(\.name))
+            )
+        }
+        let grace = self.grace ?? file.grace ?? 10
         let workingDirectory = Self.absolute(directory)
         environment["BATON_RUN_DIR"] = Self.absolute(configuration.runDirectory)
         environment["BATON_DATA_DIR"] = Self.absolute(configuration.dataDirectory)
@@ -92,7 +104,8 @@ struct SupervisorCommand: AsyncParsableCommand {
             environment: environment,
             workingDirectory: workingDirectory,
             runDirectory: Self.absolute(configuration.runDirectory),
-            grace: .milliseconds(Int64(self.grace * 1000))
+            grace: .milliseconds(Int64(grace * 1000)),
+            processGrace: file.processGrace.mapValues { .milliseconds(Int64($0 * 1000)) }
         )
     }
 

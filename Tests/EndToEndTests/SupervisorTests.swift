@@ -62,11 +62,19 @@ struct SupervisorTests {
         }
     }
 
-    static func start(procfile: String, dotEnv: String? = nil, arguments: [String] = []) async throws -> Running {
+    static func start(
+        procfile: String,
+        dotEnv: String? = nil,
+        supervisorYAML: String? = nil,
+        arguments: [String] = []
+    ) async throws -> Running {
         let directory = try TemporaryDirectory()
         try Self.write(procfile, to: directory.appending("Procfile"))
         if let dotEnv {
             try Self.write(dotEnv, to: directory.appending(".env"))
+        }
+        if let supervisorYAML {
+            try Self.write(supervisorYAML, to: directory.appending("supervisor.yaml"))
         }
         let process = try ServiceProcess.start(
             "supervisor",
@@ -214,6 +222,21 @@ struct SupervisorTests {
         await running.cleanUp(pids: pids)
     }
 
+    @Test("Shutdown over the control API stops everything and the supervisor exits 0")
+    func shutdownCall() async throws {
+        let running = try await Self.start(procfile: "sleeper: sleep 1000\n")
+        #expect(await running.waitFor { $0["sleeper"]?.state == .ready })
+        let pids = try await running.status().values.map(\.pid)
+        _ = try await running.client.unary(
+            "/baton.supervisor.v1.Supervisor/Shutdown",
+            Baton_Supervisor_V1_ShutdownRequest(),
+            as: Baton_Supervisor_V1_ShutdownReply.self
+        )
+        #expect(await running.process.waitForExit() == 0)
+        #expect(pids.allSatisfy { !Self.alive($0) })
+        await running.cleanUp(pids: pids)
+    }
+
     @Test("SIGKILL to the supervisor: no child left running within 2 s")
     func sigkillTakesChildrenAlong() async throws {
         let running = try await Self.start(procfile: "router: \(self.router)\nsleeper: sleep 1000\n")
@@ -224,11 +247,11 @@ struct SupervisorTests {
         await running.cleanUp(pids: pids)
     }
 
-    @Test("a process that ignores SIGTERM is SIGKILLed after its grace period")
+    @Test("a process that ignores SIGTERM is SIGKILLed after its grace period (supervisor.yaml's, per process)")
     func stubbornProcessIsKilled() async throws {
         let running = try await Self.start(
             procfile: "stubborn: trap '' TERM; echo ready; while true; do sleep 0.1; done\n",
-            arguments: ["--grace", "1"]
+            supervisorYAML: "grace: 30\nprocesses:\n  stubborn:\n    grace: 1\n"
         )
         var pids: [Int32] = []
         do {

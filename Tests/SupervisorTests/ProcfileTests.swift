@@ -71,3 +71,43 @@ struct ProcfileTests {
         #expect(error?.description == message)
     }
 }
+
+/// supervisor.yaml: the default grace period and per-process overrides, and each refusal with line and column.
+@Suite("supervisor.yaml")
+struct SupervisorFileTests {
+    let processes: Set<String> = ["router", "gate-evaluator"]
+
+    @Test("grace and per-process grace are read")
+    func parses() throws {
+        let file = try SupervisorFile.parse(
+            "grace: 5\nprocesses:\n  router:\n    grace: 20\n",
+            file: "supervisor.yaml",
+            processes: self.processes
+        )
+        #expect(file == SupervisorFile(grace: 5, processGrace: ["router": 20]))
+        #expect(try SupervisorFile.parse("", file: "supervisor.yaml", processes: self.processes) == SupervisorFile())
+    }
+
+    @Test(
+        "a bad supervisor.yaml is refused with its line and column",
+        arguments: [
+            ("grace: 5\ngrase: 2\n", "supervisor.yaml:2:1: unknown key 'grase'; expected grace or processes"),
+            ("grace: soon\n", "supervisor.yaml:1:8: grace must be a number of seconds between 0 and 3600"),
+            (
+                "processes:\n  routr:\n    grace: 1\n",
+                "supervisor.yaml:2:3: no process named 'routr' in the Procfile; known: gate-evaluator, router"
+            ),
+            (
+                "processes:\n  router:\n    grase: 1\n",
+                "supervisor.yaml:3:5: unknown key 'grase' for process router; expected grace"
+            ),
+            ("processes: [router]\n", "supervisor.yaml:1:12: processes must be a mapping of keys to values"),
+        ]
+    )
+    func refuses(text: String, message: String) {
+        let error = #expect(throws: ConfigurationFileError.self) {
+            try SupervisorFile.parse(text, file: "supervisor.yaml", processes: self.processes)
+        }
+        #expect(error?.description == message)
+    }
+}
