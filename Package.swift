@@ -187,6 +187,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "GateEvaluatorTests",
+            dependencies: ["GateEvaluator"],
+            path: "Tests/GateEvaluatorTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SupervisorTests",
             dependencies: ["Supervisor"],
             path: "Tests/SupervisorTests",

@@ -1,0 +1,159 @@
+/// What a call has established so far, as the gate evaluator sees it.
+struct CallContext: Sendable {
+    var slots: [String: SlotValue] = [:]
+    var intents: Set<String> = []
+    var stepsReached: Set<String> = []
+    /// The caller's recent turns, for `said`.
+    var callerTurns: [String] = []
+    /// Gates that have already fired on this call (a `once` gate does not fire again).
+    var firedGates: Set<String> = []
+    /// The AI said it cannot go on: if no gate matches, the call still reaches a human, as an undesigned handoff.
+    var aiEscalation = false
+    /// The step the call is at, reported with an undesigned handoff.
+    var currentStep = ""
+}
+
+/// The evaluator's answer for one event.
+enum Decision: Equatable, Sendable {
+    case `continue`
+    /// A designed gate fired: `gate` won; `others` also matched (highest priority first, then file order).
+    case handoff(gate: Gate, because: String, others: [String])
+    /// The AI escalated outside every gate: it still reaches a human, and counts as a failover.
+    case undesigned(skills: [String], step: String)
+}
+
+extension Workflow {
+    /// Decides, deterministically, whether the call has reached a gate: every gate whose condition holds (and
+    /// that may still fire) matches; the highest priority wins; ties go to the gate earlier in the file.
+    func evaluate(_ context: CallContext) -> Decision {
+        var matched: [(index: Int, gate: Gate, because: String)] = []
+        for (index, gate) in self.gates.enumerated() {
+            if gate.once && context.firedGates.contains(gate.id) {
+                continue
+            }
+            if let because = gate.when.holds(in: context) {
+                matched.append((index, gate, because))
+            }
+        }
+        matched.sort {
+            $0.gate.priority != $1.gate.priority ? $0.gate.priority > $1.gate.priority : $0.index < $1.index
+        }
+        if let winner = matched.first {
+            return .handoff(gate: winner.gate, because: winner.because, others: matched.dropFirst().map(\.gate.id))
+        }
+        if context.aiEscalation {
+            return .undesigned(skills: self.defaultSkills, step: context.currentStep)
+        }
+        return .continue
+    }
+}
+
+extension Condition {
+    /// Why the condition holds, in words ("intent make_payment is in [make_payment, update_card]"), or nil when it
+    /// does not.
+    func holds(in context: CallContext) -> String? {
+        switch self {
+        case .intent(let names):
+            let found = names.first { context.intents.contains($0) }
+            return found.map { "intent \($0) is in [\(names.joined(separator: ", "))]" }
+        case .slot(let name, let test):
+            return test.holds(for: context.slots[name]).map { "slot \(name) \($0)" }
+        case .said(let phrases):
+            for phrase in phrases {
+                if let turn = context.callerTurns.first(where: { Self.contains($0, wholeWords: phrase) }) {
+                    return "the caller said \"\(phrase)\" (\"\(turn)\")"
+                }
+            }
+            return nil
+        case .step(let step):
+            return context.stepsReached.contains(step) ? "step \(step) was reached" : nil
+        case .all(let conditions):
+            var reasons: [String] = []
+            for condition in conditions {
+                guard let reason = condition.holds(in: context) else {
+                    return nil
+                }
+                reasons.append(reason)
+            }
+            return reasons.joined(separator: " and ")
+        case .any(let conditions):
+            return conditions.lazy.compactMap { $0.holds(in: context) }.first
+        case .not(let condition):
+            return condition.holds(in: context) == nil ? "not (\(condition.summary))" : nil
+        }
+    }
+
+    /// The condition in words, for `not` and for people reading a workflow.
+    var summary: String {
+        switch self {
+        case .intent(let names): "intent in [\(names.joined(separator: ", "))]"
+        case .slot(let name, let test): "slot \(name) \(test.summary)"
+        case .said(let phrases): "the caller said one of [\(phrases.joined(separator: ", "))]"
+        case .step(let step): "step \(step) reached"
+        case .all(let conditions): conditions.map(\.summary).joined(separator: " and ")
+        case .any(let conditions): conditions.map(\.summary).joined(separator: " or ")
+        case .not(let condition): "not (\(condition.summary))"
+        }
+    }
+
+    /// Whether `phrase` occurs in `text` as whole words, case-insensitively.
+    static func contains(_ text: String, wholeWords phrase: String) -> Bool {
+        let words = Self.words(text)
+        let wanted = Self.words(phrase)
+        guard !wanted.isEmpty, words.count >= wanted.count else {
+            return false
+        }
+        return (0...(words.count - wanted.count)).contains { Array(words[$0..<($0 + wanted.count)]) == wanted }
+    }
+
+    private static func words(_ text: String) -> [String] {
+        text.lowercased().split { !($0.isLetter || $0.isNumber || $0 == "'") }.map(String.init)
+    }
+}
+
+extension SlotTest {
+    /// Why the test passes for `value`, in words, or nil when it does not.
+    func holds(for value: SlotValue?) -> String? {
+        switch self {
+        case .exists(let wanted):
+            return (value != nil) == wanted ? (wanted ? "is present" : "is absent") : nil
+        case .equals(let expected):
+            guard let value, value.matches(expected) else {
+                return nil
+            }
+            return "is \(value)"
+        case .isIn(let options):
+            guard let value, options.contains(where: value.matches) else {
+                return nil
+            }
+            return "is \(value), in [\(options.map(\.description).joined(separator: ", "))]"
+        case .greaterThan(let limit), .atLeast(let limit), .lessThan(let limit), .atMost(let limit):
+            guard let number = value?.number, self.compare(number, limit) else {
+                return nil
+            }
+            return "is \(SlotValue.number(number)), \(self.summary)"
+        }
+    }
+
+    private func compare(_ number: Double, _ limit: Double) -> Bool {
+        switch self {
+        case .greaterThan: number > limit
+        case .atLeast: number >= limit
+        case .lessThan: number < limit
+        case .atMost: number <= limit
+        default: false
+        }
+    }
+
+    var summary: String {
+        switch self {
+        case .exists(let wanted): wanted ? "is present" : "is absent"
+        case .equals(let value): "equals \(value)"
+        case .greaterThan(let limit): "> \(SlotValue.number(limit))"
+        case .atLeast(let limit): ">= \(SlotValue.number(limit))"
+        case .lessThan(let limit): "< \(SlotValue.number(limit))"
+        case .atMost(let limit): "<= \(SlotValue.number(limit))"
+        case .isIn(let values): "in [\(values.map(\.description).joined(separator: ", "))]"
+        }
+    }
+}

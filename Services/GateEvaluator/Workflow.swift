@@ -1,0 +1,114 @@
+/// A persona's workflow: its steps, the facts (slots) it captures, and the gates where a human appears.
+struct Workflow: Equatable, Sendable {
+    var id: String
+    var version: String
+    var persona: String
+    var steps: [String]
+    /// The facts the AI captures (`identity.name`, `account.id`, ...); a gate's `brief_lead` names some of them.
+    var slots: [String]
+    var gates: [Gate]
+    /// The skills an undesigned escalation (one that matches no gate) is routed with.
+    var defaultSkills: [String]
+}
+
+/// A designed moment where a human appears: when its condition holds, the call is handed off.
+struct Gate: Equatable, Sendable {
+    var id: String
+    /// `payment`, `grief`, `judgement`, `legal`, `ethical`, `caller_request`, or a custom word.
+    var category: String
+    var when: Condition
+    var skills: [String]
+    var priority: Priority
+    /// The slots the human must see first.
+    var briefLead: [String]
+    /// Fires at most once per call.
+    var once: Bool
+}
+
+/// How urgent a handoff is; when several gates match, the highest wins.
+enum Priority: Int, Comparable, CaseIterable, Sendable {
+    case low
+    case normal
+    case high
+    case urgent
+
+    var name: String {
+        switch self {
+        case .low: "low"
+        case .normal: "normal"
+        case .high: "high"
+        case .urgent: "urgent"
+        }
+    }
+
+    static func < (lhs: Priority, rhs: Priority) -> Bool {
+        lhs.rawValue < rhs.rawValue
+    }
+}
+
+/// A declarative condition over what the call has established: no code, no expression strings.
+indirect enum Condition: Equatable, Sendable {
+    /// The call's detected intents include one of these.
+    case intent([String])
+    /// A slot passes a test.
+    case slot(String, SlotTest)
+    /// The caller said one of these phrases (case-insensitive, whole words).
+    case said([String])
+    /// The call has reached this workflow step.
+    case step(String)
+    case all([Condition])
+    case any([Condition])
+    case not(Condition)
+}
+
+/// What a slot's value is tested against. Numbers compare as numbers.
+enum SlotTest: Equatable, Sendable {
+    case exists(Bool)
+    case equals(SlotValue)
+    case greaterThan(Double)
+    case atLeast(Double)
+    case lessThan(Double)
+    case atMost(Double)
+    case isIn([SlotValue])
+}
+
+/// A slot's value as the AI captured it.
+enum SlotValue: Equatable, Sendable, CustomStringConvertible {
+    case text(String)
+    case number(Double)
+    case flag(Bool)
+
+    /// The value as a number: a number, or text that reads as one ("250", "250.00").
+    var number: Double? {
+        switch self {
+        case .number(let value): value
+        case .text(let text): Double(text.trimmingCharacters(in: " "))
+        case .flag: nil
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .text(let text): text
+        case .number(let number): number == number.rounded() && abs(number) < 1e15 ? "\(Int64(number))" : "\(number)"
+        case .flag(let flag): "\(flag)"
+        }
+    }
+
+    /// Equal as numbers when both read as numbers ("250" equals 250), otherwise as text, case-insensitively.
+    func matches(_ other: SlotValue) -> Bool {
+        if let left = self.number, let right = other.number {
+            return left == right
+        }
+        return self.description.lowercased() == other.description.lowercased()
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in characters: Character) -> String {
+        var text = Substring(self)
+        while text.first == characters { text.removeFirst() }
+        while text.last == characters { text.removeLast() }
+        return String(text)
+    }
+}
