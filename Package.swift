@@ -114,7 +114,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "GateEvaluator",
-            dependencies: ["BatonRuntime"],
+            dependencies: ["BatonRuntime", .product(name: "Yams", package: "Yams")],
             path: "Services/GateEvaluator",
             swiftSettings: swiftSettings
         ),
@@ -188,7 +188,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GateEvaluatorTests",
-            dependencies: ["GateEvaluator"],
+            dependencies: ["GateEvaluator", "BatonRuntime"],
             path: "Tests/GateEvaluatorTests",
             swiftSettings: swiftSettings
         ),
