@@ -67,7 +67,16 @@ struct SupervisorAPI: Sendable {
         }
         methods.serverStreaming("/baton.supervisor.v1.Supervisor/Events") {
             (_: Baton_Supervisor_V1_EventsRequest, _, writer: RPCStreamWriter<Baton_Supervisor_V1_ProcessEvent>) in
-            for await event in supervisor.events() {
+            // Subscribe before the snapshot, so that no change falls between the two.
+            let changes = supervisor.events()
+            for process in await supervisor.status() {
+                var current = Baton_Supervisor_V1_ProcessEvent()
+                current.process = process
+                current.previous = .unspecified
+                current.unixMs = ChildOutput.nowUnixMs()
+                try await writer.send(current)
+            }
+            for await event in changes {
                 try await writer.send(event)
             }
         }

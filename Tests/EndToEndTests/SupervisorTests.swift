@@ -143,7 +143,9 @@ struct SupervisorTests {
 
     @Test("restart of one process gives it a new pid; the others keep theirs, and its clients reconnect")
     func restartOne() async throws {
-        let procfile = "router: \(self.router)\ngate-evaluator: \(ServiceProcess.productsDirectory)/gate-evaluator\n"
+        let procfile =
+            "router: \(self.router)\ngate-evaluator: \(ServiceProcess.productsDirectory)/gate-evaluator "
+            + "--config-dir \(ServiceProcess.repositoryDirectory)/config\n"
         let running = try await Self.start(procfile: procfile)
         var pids: [Int32] = []
         do {
@@ -178,7 +180,7 @@ struct SupervisorTests {
         await running.cleanUp(pids: pids)
     }
 
-    @Test("Events streams every state change as it happens")
+    @Test("Events streams the current state, then every state change as it happens")
     func events() async throws {
         let running = try await Self.start(procfile: "sleeper: sleep 1000\n")
         var pids: [Int32] = []
@@ -190,19 +192,23 @@ struct SupervisorTests {
                 Baton_Supervisor_V1_EventsRequest(),
                 as: Baton_Supervisor_V1_ProcessEvent.self
             )
-            // Subscribe before acting: a Status call on the same connection is answered after the Events request
-            // was read.
-            _ = try await running.status()
-            _ = try await running.call("Restart", "sleeper")
             var seen: [Baton_Supervisor_V1_ProcessState] = []
-            for try await event in events {
-                #expect(event.process.name == "sleeper")
-                #expect(event.previous == seen.last ?? .ready)
-                seen.append(event.process.state)
-                if event.process.state == .ready {
-                    pids.append(event.process.pid)
-                    break
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for try await event in events {
+                    #expect(event.process.name == "sleeper")
+                    if event.previous == .unspecified {
+                        #expect(event.process.state == .ready, "the snapshot comes first")
+                        group.addTask { _ = try await running.call("Restart", "sleeper") }
+                        continue
+                    }
+                    #expect(event.previous == seen.last ?? .ready)
+                    seen.append(event.process.state)
+                    if event.process.state == .ready {
+                        pids.append(event.process.pid)
+                        break
+                    }
                 }
+                try await group.waitForAll()
             }
             #expect(seen == [.stopping, .stopped, .starting, .ready])
         }
