@@ -114,7 +114,17 @@ let package = Package(
         ),
         .executableTarget(
             name: "GateEvaluator",
-            dependencies: ["BatonRuntime", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "BatonRuntime",
+                "BatonRPC",
+                "BatonProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             path: "Services/GateEvaluator",
             swiftSettings: swiftSettings
         ),
@@ -200,7 +210,13 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["BatonRPC", "BatonProto", "BatonTestKit"],
+            dependencies: [
+                "BatonRPC",
+                "BatonProto",
+                "BatonRuntime",
+                "BatonTestKit",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),

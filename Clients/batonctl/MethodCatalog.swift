@@ -83,10 +83,44 @@ enum MethodCatalog {
         ),
     ]
 
+    static let gates: [Method] = [
+        Method(
+            path: "/baton.gates.v1.GateEvaluator/Evaluate",
+            request: Baton_Gates_V1_EvaluateRequest.self,
+            reply: Baton_Gates_V1_EvaluateReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.gates.v1.GateEvaluator/ListWorkflows",
+            request: Baton_Gates_V1_ListWorkflowsRequest.self,
+            reply: Baton_Gates_V1_ListWorkflowsReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.gates.v1.GateEvaluator/GetWorkflow",
+            request: Baton_Gates_V1_GetWorkflowRequest.self,
+            reply: Baton_Gates_V1_GetWorkflowReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.gates.v1.GateEvaluator/ValidateWorkflow",
+            request: Baton_Gates_V1_ValidateWorkflowRequest.self,
+            reply: Baton_Gates_V1_ValidateWorkflowReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.gates.v1.GateEvaluator/Reload",
+            request: Baton_Gates_V1_ReloadRequest.self,
+            reply: Baton_Gates_V1_ReloadReply.self,
+            streaming: false
+        ),
+    ]
+
     /// The methods `process` serves; every Baton process serves at least Health.
     static func methods(of process: String) -> [Method] {
         switch process {
         case "supervisor": self.health + self.supervisor
+        case "gate-evaluator": self.health + self.gates
         default: self.health
         }
     }

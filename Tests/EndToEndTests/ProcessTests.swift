@@ -13,6 +13,8 @@ import Glibc
 @Suite("Service processes")
 struct ProcessTests {
     static let services = ["context-assembler", "gate-evaluator", "router", "metrics-collector"]
+    /// The repository's example configuration (gate-evaluator refuses to start without workflows).
+    static let configuration = ["BATON_CONFIG_DIR": ServiceProcess.repositoryDirectory + "/config"]
 
     func mode(of path: String) -> mode_t {
         var info = stat()
@@ -34,6 +36,7 @@ struct ProcessTests {
         defer { directory.remove() }
         let process = try ServiceProcess.start(
             name,
+            environment: Self.configuration,
             workingDirectory: directory.path,
             logPath: directory.appending("log")
         )
@@ -127,7 +130,12 @@ struct ProcessTests {
         defer { directory.remove() }
         let socket = directory.appending("var/run/gate-evaluator.sock")
         let log = directory.appending("log")
-        let first = try ServiceProcess.start("gate-evaluator", workingDirectory: directory.path, logPath: log)
+        let first = try ServiceProcess.start(
+            "gate-evaluator",
+            environment: Self.configuration,
+            workingDirectory: directory.path,
+            logPath: log
+        )
         defer { first.stop() }
         try await first.waitUntilServing(socketPath: socket)
 
@@ -163,7 +171,12 @@ struct ProcessTests {
             first.stop()
             // While the server is down, calls fail fast (UNAVAILABLE) rather than hang.
             #expect(await eventually { failed.value >= 8 }, "calls made while the server was down fail fast")
-            let second = try ServiceProcess.start("gate-evaluator", workingDirectory: directory.path, logPath: log)
+            let second = try ServiceProcess.start(
+                "gate-evaluator",
+                environment: Self.configuration,
+                workingDirectory: directory.path,
+                logPath: log
+            )
             defer { second.stop() }
             try await second.waitUntilServing(socketPath: socket)
             for _ in 0..<20 {

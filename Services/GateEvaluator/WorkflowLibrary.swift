@@ -1,0 +1,142 @@
+import BatonRuntime
+import Logging
+import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The workflows that serve, loaded from a directory of `*.yaml` files.
+///
+/// A reload reads every file again. A file that no longer validates is refused, with its problems, and the
+/// previous valid version of its workflow keeps serving; a file that was removed takes its workflow with it.
+final class WorkflowLibrary: Sendable {
+    struct Loaded: Sendable {
+        var workflow: Workflow
+        var source: String
+    }
+
+    private struct State {
+        var byID: [String: Loaded] = [:]
+        /// The workflow id each file last loaded validly.
+        var idOfFile: [String: String] = [:]
+        var problems: [WorkflowFile.Problem] = []
+        /// Each file's modification time at the last load, to notice changes.
+        var modified: [String: Int] = [:]
+    }
+
+    let directory: String
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    init(directory: String, logger: Logger) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    func workflow(_ id: String) -> Loaded? {
+        self.state.withLockedValue { $0.byID[id] }
+    }
+
+    var all: [Loaded] {
+        self.state.withLockedValue { $0.byID.values.sorted { $0.workflow.id < $1.workflow.id } }
+    }
+
+    var problems: [WorkflowFile.Problem] {
+        self.state.withLockedValue { $0.problems }
+    }
+
+    /// Reads every `*.yaml` in the directory. Throws when the directory cannot be read at all.
+    @discardableResult
+    func reload() throws(ConfigurationError) -> [WorkflowFile.Problem] {
+        let files = try self.yamlFiles()
+        var parsed: [(file: String, workflow: Workflow)] = []
+        var problems: [WorkflowFile.Problem] = []
+        var modified: [String: Int] = [:]
+        for file in files {
+            modified[file] = Self.modificationTime(file)
+            do {
+                parsed.append((file, try WorkflowFile.parse(try TextFile.read(file), file: file)))
+            } catch let error as WorkflowFile.Invalid {
+                problems += error.problems
+            } catch {
+                problems.append(WorkflowFile.Problem(file: file, line: 1, column: 1, message: "\(error)"))
+            }
+        }
+        self.state.withLockedValue { state in
+            var byID: [String: Loaded] = [:]
+            var idOfFile: [String: String] = [:]
+            // Files that failed keep their previous valid workflow.
+            let failed = Set(problems.map(\.file))
+            for file in failed {
+                if let id = state.idOfFile[file], let previous = state.byID[id], files.contains(file) {
+                    byID[id] = previous
+                    idOfFile[file] = id
+                }
+            }
+            for (file, workflow) in parsed {
+                if let other = byID[workflow.id], other.source != file {
+                    problems.append(
+                        WorkflowFile.Problem(
+                            file: file,
+                            line: 1,
+                            column: 1,
+                            message: "workflow id '\(workflow.id)' is already defined in \(other.source)"
+                        )
+                    )
+                    continue
+                }
+                byID[workflow.id] = Loaded(workflow: workflow, source: file)
+                idOfFile[file] = workflow.id
+            }
+            state.byID = byID
+            state.idOfFile = idOfFile
+            state.problems = problems
+            state.modified = modified
+        }
+        for problem in problems {
+            self.logger.warning("workflow refused", metadata: ["baton.problem": "\(problem)"])
+        }
+        self.logger.info(
+            "workflows loaded",
+            metadata: ["baton.workflows": "\(self.all.map(\.workflow.id).joined(separator: ","))"]
+        )
+        return problems
+    }
+
+    /// Whether a file was added, removed or changed since the last load.
+    func changedOnDisk() -> Bool {
+        guard let files = try? self.yamlFiles() else {
+            return false
+        }
+        let now = Dictionary(uniqueKeysWithValues: files.map { ($0, Self.modificationTime($0)) })
+        return self.state.withLockedValue { $0.modified != now }
+    }
+
+    private func yamlFiles() throws(ConfigurationError) -> [String] {
+        guard let handle = opendir(self.directory) else {
+            throw ConfigurationError(
+                "cannot read the workflows directory '\(self.directory)': \(String(cString: strerror(errno)))"
+            )
+        }
+        defer { closedir(handle) }
+        var files: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
+                files.append(self.directory + "/" + name)
+            }
+        }
+        return files.sorted()
+    }
+
+    private static func modificationTime(_ path: String) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return 0
+        }
+        return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+    }
+}

@@ -1,0 +1,239 @@
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import BatonTestKit
+import Foundation
+import SwiftProtobuf
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The gate-evaluator process over its socket: Evaluate, the workflow calls, and reloads that keep the previous
+/// valid version of a workflow whose file has become invalid.
+@Suite("Gate evaluator process")
+struct GateEvaluatorProcessTests {
+    struct Running {
+        let directory: TemporaryDirectory
+        let process: ServiceProcess
+        let client: RPCClient
+
+        var workflows: String { self.directory.appending("config/workflows") }
+
+        func call<Request: Message, Reply: Message>(
+            _ method: String,
+            _ request: Request,
+            as reply: Reply.Type
+        ) async throws -> Reply {
+            try await self.client.unary(
+                "/baton.gates.v1.GateEvaluator/\(method)",
+                request,
+                as: Reply.self,
+                options: CallOptions(timeout: .seconds(10))
+            )
+        }
+
+        func version(of id: String) async throws -> String {
+            var request = Baton_Gates_V1_GetWorkflowRequest()
+            request.id = id
+            return try await self.call("GetWorkflow", request, as: Baton_Gates_V1_GetWorkflowReply.self).workflow
+                .version
+        }
+
+        func stop() async {
+            await self.client.close()
+            self.process.stop()
+            self.directory.remove()
+        }
+    }
+
+    /// A gate-evaluator with its own copy of the example workflows.
+    static func start() async throws -> Running {
+        let directory = try TemporaryDirectory()
+        mkdir(directory.appending("config"), 0o755)
+        mkdir(directory.appending("config/workflows"), 0o755)
+        for name in ["billing-support", "bereavement", "general"] {
+            let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(name).yaml")
+            try SupervisorTests.write(text, to: directory.appending("config/workflows/\(name).yaml"))
+        }
+        let process = try ServiceProcess.start(
+            "gate-evaluator",
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        let socket = directory.appending("var/run/gate-evaluator.sock")
+        try await process.waitUntilServing(socketPath: socket)
+        return Running(directory: directory, process: process, client: RPCClient(socketPath: socket))
+    }
+
+    func evaluate(
+        _ workflow: String,
+        _ build: (inout Baton_Gates_V1_CallContext) -> Void
+    ) -> Baton_Gates_V1_EvaluateRequest {
+        var request = Baton_Gates_V1_EvaluateRequest()
+        request.workflowID = workflow
+        build(&request.context)
+        return request
+    }
+
+    @Test("Evaluate hands off at a designed gate, explains why, and reports undesigned escalations")
+    func evaluate() async throws {
+        let running = try await Self.start()
+        do {
+            let payment = try await running.call(
+                "Evaluate",
+                self.evaluate("billing-support") { $0.intents = ["make_payment"] },
+                as: Baton_Gates_V1_EvaluateReply.self
+            )
+            #expect(payment.outcome == .handoff)
+            #expect(payment.gateID == "take-payment")
+            #expect(payment.category == "payment")
+            #expect(payment.skills == ["payments", "pci"])
+            #expect(payment.priority == .high)
+            #expect(payment.briefLead == ["identity.name", "account.id", "card.last4"])
+            #expect(payment.matched == "intent make_payment is in [make_payment, update_card]")
+            #expect(!payment.undesigned)
+
+            let grief = try await running.call(
+                "Evaluate",
+                self.evaluate("bereavement") { $0.callerTurns = ["My mother passed away last week"] },
+                as: Baton_Gates_V1_EvaluateReply.self
+            )
+            #expect(grief.gateID == "loss-reported")
+            #expect(grief.priority == .urgent)
+
+            let escalation = try await running.call(
+                "Evaluate",
+                self.evaluate("billing-support") {
+                    $0.trigger.kind = .aiEscalation
+                    $0.currentStep = "review_bill"
+                },
+                as: Baton_Gates_V1_EvaluateReply.self
+            )
+            #expect(escalation.outcome == .handoff)
+            #expect(escalation.undesigned)
+            #expect(escalation.category == "ai_escalation")
+            #expect(escalation.skills == ["billing"])
+            #expect(escalation.step == "review_bill")
+
+            let nothing = try await running.call(
+                "Evaluate",
+                self.evaluate("general") { $0.callerTurns = ["what are your opening hours?"] },
+                as: Baton_Gates_V1_EvaluateReply.self
+            )
+            #expect(nothing.outcome == .continue)
+
+            let unknown = await #expect(throws: RPCError.self) {
+                try await running.call(
+                    "Evaluate",
+                    self.evaluate("nope") { _ in },
+                    as: Baton_Gates_V1_EvaluateReply.self
+                )
+            }
+            #expect(unknown?.code == .notFound)
+            #expect(
+                unknown?.message.contains("no workflow 'nope' is loaded; loaded: bereavement, billing-support, general")
+                    == true
+            )
+            let empty = await #expect(throws: RPCError.self) {
+                try await running.call("Evaluate", self.evaluate("") { _ in }, as: Baton_Gates_V1_EvaluateReply.self)
+            }
+            #expect(empty?.code == .invalidArgument)
+        }
+        await running.stop()
+    }
+
+    @Test("ValidateWorkflow lists problems and loads nothing; Reload keeps the old version of an invalid file")
+    func validateAndReload() async throws {
+        let running = try await Self.start()
+        do {
+            var validate = Baton_Gates_V1_ValidateWorkflowRequest()
+            validate.yaml =
+                "id: x\nversion: 1\npersona: p\nsteps: [a]\ngates:\n  - id: g\n    category: legal\n    when:\n      step: b\n"
+            validate.fileName = "x.yaml"
+            let verdict = try await running.call(
+                "ValidateWorkflow",
+                validate,
+                as: Baton_Gates_V1_ValidateWorkflowReply.self
+            )
+            #expect(!verdict.valid)
+            #expect(verdict.problems.first.map { "\($0.file):\($0.line):\($0.column)" } == "x.yaml:9:13")
+            #expect(verdict.problems.first?.message == "step 'b' is not one of the workflow's steps [a]")
+            let listed = try await running.call(
+                "ListWorkflows",
+                Baton_Gates_V1_ListWorkflowsRequest(),
+                as: Baton_Gates_V1_ListWorkflowsReply.self
+            )
+            #expect(listed.workflows.map(\.id) == ["bereavement", "billing-support", "general"])
+
+            // An invalid new version is refused; the old one keeps serving.
+            let general = running.workflows + "/general.yaml"
+            let original = try TextFile.read(general)
+            try SupervisorTests.write(
+                original.replacingFirst("version: 1", with: "version: 2\ncolour: blue"),
+                to: general
+            )
+            let refused = try await running.call(
+                "Reload",
+                Baton_Gates_V1_ReloadRequest(),
+                as: Baton_Gates_V1_ReloadReply.self
+            )
+            #expect(refused.problems.map(\.message).contains { $0.hasPrefix("unknown key 'colour'") })
+            #expect(refused.workflows.map(\.id).contains("general"))
+            #expect(try await running.version(of: "general") == "1")
+
+            // A valid new version is picked up when the file changes, without asking.
+            try SupervisorTests.write(original.replacingFirst("version: 1", with: "version: 3"), to: general)
+            #expect(await eventually { (try? await running.version(of: "general")) == "3" })
+
+            // And on SIGHUP.
+            running.process.signal(SIGHUP)
+            #expect(await eventually { running.process.output.contains("SIGHUP: reloading workflows") })
+            #expect(try await running.version(of: "general") == "3")
+        }
+        await running.stop()
+    }
+
+    @Test("batonctl call gate-evaluator Evaluate takes and prints JSON")
+    func batonctlCall() async throws {
+        let running = try await Self.start()
+        do {
+            let result = try await ServiceProcess.run(
+                path: ServiceProcess.productsDirectory + "/batonctl",
+                arguments: [
+                    "call", "gate-evaluator", "Evaluate",
+                    #"{"workflowId": "general", "context": {"callerTurns": ["can I talk to someone?"]}}"#,
+                ],
+                in: running.directory
+            )
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains(#""gateId":"asked-for-a-person""#))
+            #expect(result.output.contains(#""category":"caller_request""#))
+        }
+        await running.stop()
+    }
+
+    @Test("without a workflows directory the gate-evaluator refuses to start, naming it")
+    func noWorkflows() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let result = try await ServiceProcess.run(
+            path: ServiceProcess.productsDirectory + "/gate-evaluator",
+            in: directory
+        )
+        #expect(result.status == 1)
+        #expect(
+            result.output.contains("cannot read the workflows directory 'config/workflows': No such file or directory")
+        )
+    }
+}
+
+extension String {
+    fileprivate func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = self.range(of: target) else {
+            return self
+        }
+        return self.replacingCharacters(in: range, with: replacement)
+    }
+}
