@@ -27,11 +27,12 @@ extension Workflow {
     /// that may still fire) matches; the highest priority wins; ties go to the gate earlier in the file.
     func evaluate(_ context: CallContext) -> Decision {
         var matched: [(index: Int, gate: Gate, because: String)] = []
+        let turns = context.callerTurns.map(Words.init)  // once per evaluation, not once per phrase and gate
         for (index, gate) in self.gates.enumerated() {
             if gate.once && context.firedGates.contains(gate.id) {
                 continue
             }
-            if let because = gate.when.holds(in: context) {
+            if let because = gate.when.holds(in: context, turns: turns) {
                 matched.append((index, gate, because))
             }
         }
@@ -52,6 +53,11 @@ extension Condition {
     /// Why the condition holds, in words ("intent make_payment is in [make_payment, update_card]"), or nil when it
     /// does not.
     func holds(in context: CallContext) -> String? {
+        self.holds(in: context, turns: context.callerTurns.map(Words.init))
+    }
+
+    /// ``holds(in:)`` with the caller's turns already split into words.
+    func holds(in context: CallContext, turns: [Words]) -> String? {
         switch self {
         case .intent(let names):
             let found = names.first { context.intents.contains($0) }
@@ -60,8 +66,8 @@ extension Condition {
             return test.holds(for: context.slots[name]).map { "slot \(name) \($0)" }
         case .said(let phrases):
             for phrase in phrases {
-                if let turn = context.callerTurns.first(where: { Self.contains($0, wholeWords: phrase) }) {
-                    return "the caller said \"\(phrase)\" (\"\(turn)\")"
+                if let turn = turns.firstIndex(where: { $0.contains(phrase.words) }) {
+                    return "the caller said \"\(phrase)\" (\"\(context.callerTurns[turn])\")"
                 }
             }
             return nil
@@ -70,16 +76,16 @@ extension Condition {
         case .all(let conditions):
             var reasons: [String] = []
             for condition in conditions {
-                guard let reason = condition.holds(in: context) else {
+                guard let reason = condition.holds(in: context, turns: turns) else {
                     return nil
                 }
                 reasons.append(reason)
             }
             return reasons.joined(separator: " and ")
         case .any(let conditions):
-            return conditions.lazy.compactMap { $0.holds(in: context) }.first
+            return conditions.lazy.compactMap { $0.holds(in: context, turns: turns) }.first
         case .not(let condition):
-            return condition.holds(in: context) == nil ? "not (\(condition.summary))" : nil
+            return condition.holds(in: context, turns: turns) == nil ? "not (\(condition.summary))" : nil
         }
     }
 
@@ -88,7 +94,7 @@ extension Condition {
         switch self {
         case .intent(let names): "intent in [\(names.joined(separator: ", "))]"
         case .slot(let name, let test): "slot \(name) \(test.summary)"
-        case .said(let phrases): "the caller said one of [\(phrases.joined(separator: ", "))]"
+        case .said(let phrases): "the caller said one of [\(phrases.map(\.text).joined(separator: ", "))]"
         case .step(let step): "step \(step) reached"
         case .all(let conditions): conditions.map(\.summary).joined(separator: " and ")
         case .any(let conditions): conditions.map(\.summary).joined(separator: " or ")
@@ -98,16 +104,53 @@ extension Condition {
 
     /// Whether `phrase` occurs in `text` as whole words, case-insensitively.
     static func contains(_ text: String, wholeWords phrase: String) -> Bool {
-        let words = Self.words(text)
-        let wanted = Self.words(phrase)
-        guard !wanted.isEmpty, words.count >= wanted.count else {
-            return false
+        Words(text).contains(Words(phrase))
+    }
+}
+
+/// A text split into lowercase words, on its UTF-8 bytes: letters, digits and `'` make words (every non-ASCII byte
+/// counts as a letter, so accented words stay whole); ASCII letters are folded to lowercase.
+struct Words: Sendable {
+    private let bytes: [UInt8]
+    private let words: [Range<Int>]
+
+    init(_ text: String) {
+        var bytes = Array(text.utf8)
+        var words: [Range<Int>] = []
+        var start: Int?
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte >= 0x41 && byte <= 0x5A {
+                bytes[index] = byte + 0x20
+            }
+            let inWord =
+                byte >= 0x80 || (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A)
+                || byte == 0x27
+            if inWord, start == nil {
+                start = index
+            } else if !inWord, let first = start {
+                words.append(first..<index)
+                start = nil
+            }
         }
-        return (0...(words.count - wanted.count)).contains { Array(words[$0..<($0 + wanted.count)]) == wanted }
+        if let first = start {
+            words.append(first..<bytes.count)
+        }
+        self.bytes = bytes
+        self.words = words
     }
 
-    private static func words(_ text: String) -> [String] {
-        text.lowercased().split { !($0.isLetter || $0.isNumber || $0 == "'") }.map(String.init)
+    /// Whether `phrase`'s words occur here, consecutively.
+    func contains(_ phrase: Words) -> Bool {
+        let count = phrase.words.count
+        guard count > 0, self.words.count >= count else {
+            return false
+        }
+        return (0...(self.words.count - count)).contains { start in
+            (0..<count).allSatisfy { offset in
+                self.bytes[self.words[start + offset]].elementsEqual(phrase.bytes[phrase.words[offset]])
+            }
+        }
     }
 }
 

@@ -11,7 +11,8 @@ import UnixSignals
 struct GateEvaluatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gate-evaluator",
-        abstract: "Baton's gate-evaluator: decides, from the workflows, when a human must appear."
+        abstract: "Baton's gate-evaluator: decides, from the workflows, when a human must appear.",
+        subcommands: [GateEvaluatorBenchmark.self]
     )
 
     @OptionGroup var options: ProcessOptions

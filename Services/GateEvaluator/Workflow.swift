@@ -53,12 +53,33 @@ indirect enum Condition: Equatable, Sendable {
     /// A slot passes a test.
     case slot(String, SlotTest)
     /// The caller said one of these phrases (case-insensitive, whole words).
-    case said([String])
+    case said([Phrase])
     /// The call has reached this workflow step.
     case step(String)
     case all([Condition])
     case any([Condition])
     case not(Condition)
+}
+
+/// A phrase a `said` condition listens for, split into words once, when the workflow loads.
+struct Phrase: Equatable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    let text: String
+    let words: Words
+
+    init(_ text: String) {
+        self.text = text
+        self.words = Words(text)
+    }
+
+    init(stringLiteral text: String) {
+        self.init(text)
+    }
+
+    var description: String { self.text }
+
+    static func == (lhs: Phrase, rhs: Phrase) -> Bool {
+        lhs.text == rhs.text
+    }
 }
 
 /// What a slot's value is tested against. Numbers compare as numbers.

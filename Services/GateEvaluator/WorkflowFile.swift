@@ -201,7 +201,7 @@ struct WorkflowFile {
         case "intent":
             return self.nonEmptyStrings(value, "intent").map(Condition.intent)
         case "said":
-            return self.nonEmptyStrings(value, "said").map(Condition.said)
+            return self.nonEmptyStrings(value, "said").map { .said($0.map { Phrase($0) }) }
         case "step":
             guard let step = self.string(value, "step", in: node) else {
                 return nil
