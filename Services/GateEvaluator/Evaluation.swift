@@ -26,21 +26,28 @@ extension Workflow {
     /// Decides, deterministically, whether the call has reached a gate: every gate whose condition holds (and
     /// that may still fire) matches; the highest priority wins; ties go to the gate earlier in the file.
     func evaluate(_ context: CallContext) -> Decision {
-        var matched: [(index: Int, gate: Gate, because: String)] = []
+        // Indices, not copies of the gates: copying a gate retains every string and array in it.
+        var matched: [Int] = []
         let turns = context.callerTurns.map(Words.init)  // once per evaluation, not once per phrase and gate
-        for (index, gate) in self.gates.enumerated() {
-            if gate.once && context.firedGates.contains(gate.id) {
+        for index in self.gates.indices {
+            if self.gates[index].once && !context.firedGates.isEmpty
+                && context.firedGates.contains(self.gates[index].id)
+            {
                 continue
             }
-            if let because = gate.when.holds(in: context, turns: turns) {
-                matched.append((index, gate, because))
+            if self.gates[index].when.holds(in: context, turns: turns, explain: false) != nil {
+                matched.append(index)
             }
         }
         matched.sort {
-            $0.gate.priority != $1.gate.priority ? $0.gate.priority > $1.gate.priority : $0.index < $1.index
+            let (left, right) = (self.gates[$0].priority, self.gates[$1].priority)
+            return left != right ? left > right : $0 < $1
         }
         if let winner = matched.first {
-            return .handoff(gate: winner.gate, because: winner.because, others: matched.dropFirst().map(\.gate.id))
+            // Only the winner's reason is put into words.
+            let gate = self.gates[winner]
+            let because = gate.when.holds(in: context, turns: turns, explain: true) ?? ""
+            return .handoff(gate: gate, because: because, others: matched.dropFirst().map { self.gates[$0].id })
         }
         if context.aiEscalation {
             return .undesigned(skills: self.defaultSkills, step: context.currentStep)
@@ -53,39 +60,53 @@ extension Condition {
     /// Why the condition holds, in words ("intent make_payment is in [make_payment, update_card]"), or nil when it
     /// does not.
     func holds(in context: CallContext) -> String? {
-        self.holds(in: context, turns: context.callerTurns.map(Words.init))
+        self.holds(in: context, turns: context.callerTurns.map(Words.init), explain: true)
     }
 
-    /// ``holds(in:)`` with the caller's turns already split into words.
-    func holds(in context: CallContext, turns: [Words]) -> String? {
+    /// ``holds(in:)`` with the caller's turns already split into words. Without `explain` a holding condition
+    /// answers "": deciding needs no words, and words cost allocations.
+    func holds(in context: CallContext, turns: [Words], explain: Bool) -> String? {
         switch self {
         case .intent(let names):
-            let found = names.first { context.intents.contains($0) }
-            return found.map { "intent \($0) is in [\(names.joined(separator: ", "))]" }
+            guard let found = names.first(where: { context.intents.contains($0) }) else {
+                return nil
+            }
+            return explain ? "intent \(found) is in [\(names.joined(separator: ", "))]" : ""
         case .slot(let name, let test):
-            return test.holds(for: context.slots[name]).map { "slot \(name) \($0)" }
+            guard let reason = test.holds(for: context.slots[name], explain: explain) else {
+                return nil
+            }
+            return explain ? "slot \(name) \(reason)" : ""
         case .said(let phrases):
             for phrase in phrases {
                 if let turn = turns.firstIndex(where: { $0.contains(phrase.words) }) {
-                    return "the caller said \"\(phrase)\" (\"\(context.callerTurns[turn])\")"
+                    return explain ? "the caller said \"\(phrase)\" (\"\(context.callerTurns[turn])\")" : ""
                 }
             }
             return nil
         case .step(let step):
-            return context.stepsReached.contains(step) ? "step \(step) was reached" : nil
+            guard context.stepsReached.contains(step) else {
+                return nil
+            }
+            return explain ? "step \(step) was reached" : ""
         case .all(let conditions):
             var reasons: [String] = []
             for condition in conditions {
-                guard let reason = condition.holds(in: context, turns: turns) else {
+                guard let reason = condition.holds(in: context, turns: turns, explain: explain) else {
                     return nil
                 }
-                reasons.append(reason)
+                if explain {
+                    reasons.append(reason)
+                }
             }
             return reasons.joined(separator: " and ")
         case .any(let conditions):
-            return conditions.lazy.compactMap { $0.holds(in: context, turns: turns) }.first
+            return conditions.lazy.compactMap { $0.holds(in: context, turns: turns, explain: explain) }.first
         case .not(let condition):
-            return condition.holds(in: context, turns: turns) == nil ? "not (\(condition.summary))" : nil
+            guard condition.holds(in: context, turns: turns, explain: false) == nil else {
+                return nil
+            }
+            return explain ? "not (\(condition.summary))" : ""
         }
     }
 
@@ -156,7 +177,7 @@ struct Words: Sendable {
 
 extension SlotTest {
     /// Why the test passes for `value`, in words, or nil when it does not.
-    func holds(for value: SlotValue?) -> String? {
+    func holds(for value: SlotValue?, explain: Bool = true) -> String? {
         switch self {
         case .exists(let wanted):
             return (value != nil) == wanted ? (wanted ? "is present" : "is absent") : nil
@@ -164,17 +185,17 @@ extension SlotTest {
             guard let value, value.matches(expected) else {
                 return nil
             }
-            return "is \(value)"
+            return explain ? "is \(value)" : ""
         case .isIn(let options):
             guard let value, options.contains(where: value.matches) else {
                 return nil
             }
-            return "is \(value), in [\(options.map(\.description).joined(separator: ", "))]"
+            return explain ? "is \(value), in [\(options.map(\.description).joined(separator: ", "))]" : ""
         case .greaterThan(let limit), .atLeast(let limit), .lessThan(let limit), .atMost(let limit):
             guard let number = value?.number, self.compare(number, limit) else {
                 return nil
             }
-            return "is \(SlotValue.number(number)), \(self.summary)"
+            return explain ? "is \(SlotValue.number(number)), \(self.summary)" : ""
         }
     }
 

@@ -103,7 +103,8 @@ enum SlotValue: Equatable, Sendable, CustomStringConvertible {
     var number: Double? {
         switch self {
         case .number(let value): value
-        case .text(let text): Double(text.trimmingCharacters(in: " "))
+        case .text(let text):
+            text.first == " " || text.last == " " ? Double(text.trimmingCharacters(in: " ")) : Double(text)
         case .flag: nil
         }
     }
