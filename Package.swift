@@ -198,7 +198,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GateEvaluatorTests",
-            dependencies: ["GateEvaluator", "BatonRuntime"],
+            dependencies: ["GateEvaluator", "BatonRuntime", "BatonTestKit"],
             path: "Tests/GateEvaluatorTests",
             swiftSettings: swiftSettings
         ),

@@ -228,12 +228,3 @@ struct GateEvaluatorProcessTests {
         )
     }
 }
-
-extension String {
-    fileprivate func replacingFirst(_ target: String, with replacement: String) -> String {
-        guard let range = self.range(of: target) else {
-            return self
-        }
-        return self.replacingCharacters(in: range, with: replacement)
-    }
-}

@@ -1,5 +1,5 @@
 import BatonRuntime
-import Foundation
+import BatonTestKit
 import Testing
 
 @testable import GateEvaluator
@@ -11,7 +11,7 @@ struct WorkflowFileTests {
 
     @Test("the example workflows load and behave as their comments say", arguments: Self.examples)
     func examplesLoad(name: String) throws {
-        let path = ServiceProcessPaths.repository + "/config/workflows/\(name).yaml"
+        let path = ServiceProcess.repositoryDirectory + "/config/workflows/\(name).yaml"
         let workflow = try WorkflowFile.parse(try TextFile.read(path), file: path)
         #expect(workflow.id == name)
         #expect(!workflow.gates.isEmpty)
@@ -19,7 +19,7 @@ struct WorkflowFileTests {
 
     @Test("billing: a refund above 100 is a judgement call, below it is not")
     func billingRefund() throws {
-        let path = ServiceProcessPaths.repository + "/config/workflows/billing-support.yaml"
+        let path = ServiceProcess.repositoryDirectory + "/config/workflows/billing-support.yaml"
         let workflow = try WorkflowFile.parse(try TextFile.read(path), file: path)
         var context = CallContext()
         context.intents = ["request_refund"]
@@ -107,23 +107,5 @@ struct WorkflowFileTests {
             .replacingFirst("intent: [pay]", with: "step: nowhere")
         let error = #expect(throws: WorkflowFile.Invalid.self) { try WorkflowFile.parse(text, file: "w.yaml") }
         #expect(error?.problems.count == 2)
-    }
-}
-
-enum ServiceProcessPaths {
-    /// The repository's root, from this file's path at build time.
-    static var repository: String {
-        var components = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-        components.removeLast(3)  // Tests/GateEvaluatorTests/WorkflowFileTests.swift
-        return components.joined(separator: "/")
-    }
-}
-
-extension String {
-    func replacingFirst(_ target: String, with replacement: String) -> String {
-        guard let range = self.range(of: target) else {
-            return self
-        }
-        return self.replacingCharacters(in: range, with: replacement)
     }
 }
