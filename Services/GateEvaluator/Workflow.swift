@@ -119,10 +119,28 @@ enum SlotValue: Equatable, Sendable, CustomStringConvertible {
 
     /// Equal as numbers when both read as numbers ("250" equals 250), otherwise as text, case-insensitively.
     func matches(_ other: SlotValue) -> Bool {
+        if case .text(let left) = self, case .text(let right) = other {
+            // Text against text, the common case: compare without allocating, unless either is not ASCII.
+            if left.utf8.allSatisfy({ $0 < 0x80 }) && right.utf8.allSatisfy({ $0 < 0x80 }) {
+                if left.utf8.count == right.utf8.count
+                    && left.utf8.elementsEqual(right.utf8, by: { Self.lowercase($0) == Self.lowercase($1) })
+                {
+                    return true
+                }
+                if let leftNumber = self.number, let rightNumber = other.number {
+                    return leftNumber == rightNumber  // "250.00" equals "250"
+                }
+                return false
+            }
+        }
         if let left = self.number, let right = other.number {
             return left == right
         }
         return self.description.lowercased() == other.description.lowercased()
+    }
+
+    private static func lowercase(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
     }
 }
 
