@@ -107,27 +107,11 @@ extension Connection {
 enum Output {
     /// Writes one line to standard output at once, so that `logs -f` through a pipe shows each line as it comes.
     static func line(_ text: String) {
-        let bytes = Array((text + "\n").utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-            guard written > 0 else {
-                return
-            }
-            offset += written
-        }
+        StandardStream.writeLine(text)
     }
 
     static func error(_ text: String) {
-        var standardError = StandardError()
-        print("batonctl: \(text)", to: &standardError)
-    }
-
-    struct StandardError: TextOutputStream {
-        mutating func write(_ string: String) {
-            let bytes = Array(string.utf8)
-            _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-        }
+        StandardStream.writeLine("batonctl: \(text)", to: 2)
     }
 
     /// A table with a header row, columns padded to their widest cell.
@@ -327,20 +311,13 @@ struct Health: AsyncParsableCommand {
     }
 
     func socketsInRunDirectory() throws -> [String] {
-        guard let directory = opendir(self.connection.runDirectory) else {
-            Output.error("cannot read \(self.connection.runDirectory): \(String(cString: strerror(errno)))")
+        do {
+            return try Directory.entries(self.connection.runDirectory)
+                .filter { $0.hasSuffix(".sock") }
+                .map { String($0.dropLast(".sock".count)) }
+        } catch {
+            Output.error(error.description)
             throw ExitCode(2)
         }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasSuffix(".sock") {
-                names.append(String(name.dropLast(".sock".count)))
-            }
-        }
-        return names.sorted()
     }
 }

@@ -123,10 +123,6 @@ extension Condition {
         }
     }
 
-    /// Whether `phrase` occurs in `text` as whole words, case-insensitively.
-    static func contains(_ text: String, wholeWords phrase: String) -> Bool {
-        Words(text).contains(Words(phrase))
-    }
 }
 
 /// A text split into lowercase words, on its UTF-8 bytes: letters, digits and `'` make words (every non-ASCII byte

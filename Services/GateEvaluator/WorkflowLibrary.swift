@@ -114,22 +114,9 @@ final class WorkflowLibrary: Sendable {
     }
 
     private func yamlFiles() throws(ConfigurationError) -> [String] {
-        guard let handle = opendir(self.directory) else {
-            throw ConfigurationError(
-                "cannot read the workflows directory '\(self.directory)': \(String(cString: strerror(errno)))"
-            )
-        }
-        defer { closedir(handle) }
-        var files: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
-                files.append(self.directory + "/" + name)
-            }
-        }
-        return files.sorted()
+        try Directory.entries(self.directory, what: "the workflows directory").filter {
+            $0.hasSuffix(".yaml") || $0.hasSuffix(".yml")
+        }.map { self.directory + "/" + $0 }
     }
 
     private static func modificationTime(_ path: String) -> Int {

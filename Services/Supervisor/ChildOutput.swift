@@ -1,4 +1,5 @@
 import BatonProto
+import BatonRuntime
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -21,7 +22,6 @@ final class ChildOutput: Sendable {
         var nextFollower = 0
     }
     private static let terminal = isatty(1) != 0
-    private static let writeLock = NIOLock()
 
     /// Output for `name`, its prefix padded to `width` and coloured with `colour` when stdout is a terminal.
     init(name: String, width: Int, colour: Int) {
@@ -69,22 +69,7 @@ final class ChildOutput: Sendable {
             follower.yield(record)
         }
         let stamp = Self.terminal ? "" : Self.timestamp() + " "
-        Self.writeLine(stamp + self.prefix + line)
-    }
-
-    /// Writes one whole line to standard output, never interleaved with another.
-    static func writeLine(_ text: String) {
-        let bytes = Array((text + "\n").utf8)
-        Self.writeLock.withLock {
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-                guard written > 0 else {
-                    return
-                }
-                offset += written
-            }
-        }
+        StandardStream.writeLine(stamp + self.prefix + line)
     }
 
     static func nowUnixMs() -> Int64 {

@@ -285,9 +285,7 @@ actor ProcessSupervisor: Service {
             child.pid = pid
             child.state = .starting
             child.startedAt = self.clock.now
-            var now = timespec()
-            clock_gettime(CLOCK_REALTIME, &now)
-            child.startedAtUnixMs = Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
+            child.startedAtUnixMs = ChildOutput.nowUnixMs()
             self.logger.info("starting", metadata: ["baton.child": "\(name)", "baton.pid": "\(pid)"])
             let run = child.run
             child.timer = Task { await self.watchReadiness(name, run: run) }

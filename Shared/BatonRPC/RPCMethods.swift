@@ -22,11 +22,6 @@ public struct RPCMethods: Sendable {
     /// An empty set of methods.
     public init() {}
 
-    /// The service names (`grpc.health.v1.Health`) of every registered method.
-    public var serviceNames: Set<String> {
-        Set(self.handlers.keys.compactMap { Self.serviceName(ofMethod: $0) })
-    }
-
     /// Answers `method` with one reply per request.
     public mutating func unary<Request: Message, Response: Message>(
         _ method: String,

@@ -1,3 +1,5 @@
+import BatonRuntime
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -36,16 +38,10 @@ private func removeTree(_ path: String) {
     guard lstat(path, &info) == 0 else {
         return
     }
-    if info.st_mode & S_IFMT == S_IFDIR, let directory = opendir(path) {
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." {
-                removeTree(path + "/" + name)
-            }
+    if info.st_mode & S_IFMT == S_IFDIR {
+        for name in (try? Directory.entries(path)) ?? [] {
+            removeTree(path + "/" + name)
         }
-        closedir(directory)
         rmdir(path)
     } else {
         unlink(path)
