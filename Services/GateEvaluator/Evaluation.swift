@@ -26,9 +26,10 @@ extension Workflow {
     /// Decides, deterministically, whether the call has reached a gate: every gate whose condition holds (and
     /// that may still fire) matches; the highest priority wins; ties go to the gate earlier in the file.
     func evaluate(_ context: CallContext) -> Decision {
-        // Indices, not copies of the gates: copying a gate retains every string and array in it.
-        var matched: [Int] = []
-        let turns = context.callerTurns.map(Words.init)  // once per evaluation, not once per phrase and gate
+        // Indices, not copies of the gates: copying a gate retains every string and array in it. The sort compares
+        // (priority, index) pairs so that its closure does not capture, and so copy, the workflow.
+        var matched: [(priority: Priority, index: Int)] = []
+        let turns = Speech(context.callerTurns)  // once per evaluation, not once per phrase and gate
         for index in self.gates.indices {
             if self.gates[index].once && !context.firedGates.isEmpty
                 && context.firedGates.contains(self.gates[index].id)
@@ -36,18 +37,15 @@ extension Workflow {
                 continue
             }
             if self.gates[index].when.holds(in: context, turns: turns, explain: false) != nil {
-                matched.append(index)
+                matched.append((self.gates[index].priority, index))
             }
         }
-        matched.sort {
-            let (left, right) = (self.gates[$0].priority, self.gates[$1].priority)
-            return left != right ? left > right : $0 < $1
-        }
+        matched.sort { $0.priority != $1.priority ? $0.priority > $1.priority : $0.index < $1.index }
         if let winner = matched.first {
             // Only the winner's reason is put into words.
-            let gate = self.gates[winner]
+            let gate = self.gates[winner.index]
             let because = gate.when.holds(in: context, turns: turns, explain: true) ?? ""
-            return .handoff(gate: gate, because: because, others: matched.dropFirst().map { self.gates[$0].id })
+            return .handoff(gate: gate, because: because, others: matched.dropFirst().map { self.gates[$0.index].id })
         }
         if context.aiEscalation {
             return .undesigned(skills: self.defaultSkills, step: context.currentStep)
@@ -60,12 +58,12 @@ extension Condition {
     /// Why the condition holds, in words ("intent make_payment is in [make_payment, update_card]"), or nil when it
     /// does not.
     func holds(in context: CallContext) -> String? {
-        self.holds(in: context, turns: context.callerTurns.map(Words.init), explain: true)
+        self.holds(in: context, turns: Speech(context.callerTurns), explain: true)
     }
 
-    /// ``holds(in:)`` with the caller's turns already split into words. Without `explain` a holding condition
+    /// ``holds(in:)`` with the caller's turns already reduced to their words. Without `explain` a holding condition
     /// answers "": deciding needs no words, and words cost allocations.
-    func holds(in context: CallContext, turns: [Words], explain: Bool) -> String? {
+    func holds(in context: CallContext, turns: Speech, explain: Bool) -> String? {
         switch self {
         case .intent(let names):
             guard let found = names.first(where: { context.intents.contains($0) }) else {
@@ -79,7 +77,7 @@ extension Condition {
             return explain ? "slot \(name) \(reason)" : ""
         case .said(let phrases):
             for phrase in phrases {
-                if let turn = turns.firstIndex(where: { $0.contains(phrase.words) }) {
+                if let turn = turns.firstText(containing: phrase.pattern) {
                     return explain ? "the caller said \"\(phrase)\" (\"\(context.callerTurns[turn])\")" : ""
                 }
             }
@@ -101,7 +99,13 @@ extension Condition {
             }
             return reasons.joined(separator: " and ")
         case .any(let conditions):
-            return conditions.lazy.compactMap { $0.holds(in: context, turns: turns, explain: explain) }.first
+            // A loop rather than `lazy.compactMap`, whose closure would copy the context.
+            for condition in conditions {
+                if let reason = condition.holds(in: context, turns: turns, explain: explain) {
+                    return reason
+                }
+            }
+            return nil
         case .not(let condition):
             guard condition.holds(in: context, turns: turns, explain: false) == nil else {
                 return nil
@@ -125,47 +129,69 @@ extension Condition {
 
 }
 
-/// A text split into lowercase words, on its UTF-8 bytes: letters, digits and `'` make words (every non-ASCII byte
-/// counts as a letter, so accented words stay whole); ASCII letters are folded to lowercase.
-struct Words: Sendable {
-    private let bytes: [UInt8]
-    private let words: [Range<Int>]
+/// Texts reduced to their words for whole-word matching, in one byte buffer: ASCII letters folded to lowercase,
+/// every run of other characters (spaces, punctuation) made one space, each text opened and closed by a space and
+/// ended by a newline. Letters, digits and `'` make words, and every non-ASCII byte counts as a letter, so accented
+/// words stay whole. A phrase, reduced the same way but without its newline (" charged twice "), then occurs in a
+/// text exactly when its words occur there consecutively, and never across two texts.
+struct Speech: Sendable {
+    /// The reduced bytes; a phrase's pattern.
+    let bytes: [UInt8]
 
-    init(_ text: String) {
-        var bytes = Array(text.utf8)
-        var words: [Range<Int>] = []
-        var start: Int?
-        for index in bytes.indices {
-            let byte = bytes[index]
-            if byte >= 0x41 && byte <= 0x5A {
-                bytes[index] = byte + 0x20
-            }
-            let inWord =
-                byte >= 0x80 || (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A)
-                || byte == 0x27
-            if inWord, start == nil {
-                start = index
-            } else if !inWord, let first = start {
-                words.append(first..<index)
-                start = nil
-            }
-        }
-        if let first = start {
-            words.append(first..<bytes.count)
+    init(_ texts: [String]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(texts.reduce(0) { $0 + $1.utf8.count + 3 })
+        for text in texts {
+            Self.reduce(text, into: &bytes)
+            bytes.append(0x0A)
         }
         self.bytes = bytes
-        self.words = words
     }
 
-    /// Whether `phrase`'s words occur here, consecutively.
-    func contains(_ phrase: Words) -> Bool {
-        let count = phrase.words.count
-        guard count > 0, self.words.count >= count else {
-            return false
+    /// A phrase's pattern: its words, each preceded and followed by a space.
+    init(phrase: String) {
+        var bytes: [UInt8] = []
+        Self.reduce(phrase, into: &bytes)
+        self.bytes = bytes.count > 1 ? bytes : []  // a phrase of no words matches nothing
+    }
+
+    private static func reduce(_ text: String, into bytes: inout [UInt8]) {
+        bytes.append(0x20)
+        for byte in text.utf8 {
+            let folded = byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
+            if folded >= 0x80 || (folded >= 0x30 && folded <= 0x39) || (folded >= 0x61 && folded <= 0x7A)
+                || folded == 0x27
+            {
+                bytes.append(folded)
+            } else if bytes.last != 0x20 {
+                bytes.append(0x20)
+            }
         }
-        return (0...(self.words.count - count)).contains { start in
-            (0..<count).allSatisfy { offset in
-                self.bytes[self.words[start + offset]].elementsEqual(phrase.bytes[phrase.words[offset]])
+        if bytes.last != 0x20 {
+            bytes.append(0x20)
+        }
+    }
+
+    /// The index of the first text in which `phrase` occurs, or nil.
+    func firstText(containing phrase: Speech) -> Int? {
+        guard !phrase.bytes.isEmpty else {
+            return nil
+        }
+        return self.bytes.withUnsafeBufferPointer { text in
+            phrase.bytes.withUnsafeBufferPointer { pattern -> Int? in
+                // The pattern opens with a space, so a match can start only at a space: check those.
+                guard text.count >= pattern.count else {
+                    return nil
+                }
+                var textIndex = 0
+                for start in 0...(text.count - pattern.count) where text[start] <= 0x20 {
+                    if text[start] == 0x0A {
+                        textIndex += 1
+                    } else if (1..<pattern.count).allSatisfy({ text[start + $0] == pattern[$0] }) {
+                        return textIndex
+                    }
+                }
+                return nil
             }
         }
     }

@@ -9,8 +9,9 @@ import Glibc
 #endif
 
 /// `gate-evaluator benchmark`: evaluations per second for a 20-gate workflow against realistic contexts, in
-/// process on one core and over the socket, beside Health/Check over the same socket (the RPC runtime's own
-/// ceiling) measured in the same run.
+/// process on one core and over the socket, beside two baselines over the same socket in the same run: Evaluate
+/// of the same requests against a workflow with no gates (the runtime and protobuf, no evaluation) and
+/// Health/Check (the runtime's own ceiling).
 struct GateEvaluatorBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
@@ -51,6 +52,9 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
         let file = fopen(directory + "/config/workflows/bench.yaml", "w")
         fputs(yaml, file)
         fclose(file)
+        let empty = fopen(directory + "/config/workflows/empty.yaml", "w")
+        fputs("id: empty\nversion: 1\npersona: no gates\nsteps: []\ndefault_skills: [general]\ngates: []\n", empty)
+        fclose(empty)
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let executable = String(decoding: buffer.prefix(max(0, count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -87,6 +91,15 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
                 as: Baton_Gates_V1_EvaluateReply.self
             )
         }
+        let withoutGates = try await self.rate(client) { index in
+            var request = requests[index % requests.count]
+            request.workflowID = "empty"
+            _ = try await client.unary(
+                "/baton.gates.v1.GateEvaluator/Evaluate",
+                request,
+                as: Baton_Gates_V1_EvaluateReply.self
+            )
+        }
         let health = try await self.rate(client) { _ in
             _ = try await client.unary(
                 "/grpc.health.v1.Health/Check",
@@ -96,8 +109,10 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
         }
         await client.close()
         print("over the socket, \(self.inFlight) in flight: Evaluate \(Int(evaluate)) calls/s")
+        print("baseline, same requests against a workflow with no gates: \(Int(withoutGates)) calls/s")
         print("baseline, same socket and run: Health/Check \(Int(health)) calls/s")
-        print("Evaluate / Health/Check: \(String(Int(evaluate / health * 100)))%")
+        print("Evaluate (20 gates) / Evaluate (no gates): \(String(Int(evaluate / withoutGates * 100)))%")
+        print("Evaluate (20 gates) / Health/Check: \(String(Int(evaluate / health * 100)))%")
     }
 
     func rate(_ client: RPCClient, _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {

@@ -61,14 +61,14 @@ indirect enum Condition: Equatable, Sendable {
     case not(Condition)
 }
 
-/// A phrase a `said` condition listens for, split into words once, when the workflow loads.
+/// A phrase a `said` condition listens for, reduced to its words once, when the workflow loads.
 struct Phrase: Equatable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
     let text: String
-    let words: Words
+    let pattern: Speech
 
     init(_ text: String) {
         self.text = text
-        self.words = Words(text)
+        self.pattern = Speech(phrase: text)
     }
 
     init(stringLiteral text: String) {
