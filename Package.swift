@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Shared/: libraries every process uses. Nothing here imports a service.
@@ -64,8 +65,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
             ],
             path: "Shared/BatonRuntime",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "BatonStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/BatonStore",
             swiftSettings: swiftSettings
         ),
         .target(
@@ -131,7 +142,19 @@ let package = Package(
         ),
         .executableTarget(
             name: "Router",
-            dependencies: ["BatonRuntime"],
+            dependencies: [
+                "BatonRuntime",
+                "BatonRPC",
+                "BatonProto",
+                "BatonStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             path: "Services/Router",
             swiftSettings: swiftSettings
         ),
@@ -201,6 +224,12 @@ let package = Package(
             name: "GateEvaluatorTests",
             dependencies: ["GateEvaluator", "BatonRuntime", "BatonTestKit"],
             path: "Tests/GateEvaluatorTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RouterTests",
+            dependencies: ["Router", "BatonRuntime", "BatonStore", "BatonTestKit"],
+            path: "Tests/RouterTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

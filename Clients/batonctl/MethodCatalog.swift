@@ -116,11 +116,63 @@ enum MethodCatalog {
         ),
     ]
 
+    static let router: [Method] = [
+        Method(
+            path: "/baton.routing.v1.Router/Route",
+            request: Baton_Routing_V1_RouteRequest.self,
+            reply: Baton_Routing_V1_RouteReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/Accept",
+            request: Baton_Routing_V1_AcceptRequest.self,
+            reply: Baton_Routing_V1_ReservationReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/Decline",
+            request: Baton_Routing_V1_DeclineRequest.self,
+            reply: Baton_Routing_V1_RouteReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/Release",
+            request: Baton_Routing_V1_ReleaseRequest.self,
+            reply: Baton_Routing_V1_ReservationReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/UpdateAvailability",
+            request: Baton_Routing_V1_UpdateAvailabilityRequest.self,
+            reply: Baton_Routing_V1_DestinationState.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/ListDestinations",
+            request: Baton_Routing_V1_ListDestinationsRequest.self,
+            reply: Baton_Routing_V1_ListDestinationsReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/Explain",
+            request: Baton_Routing_V1_ExplainRequest.self,
+            reply: Baton_Routing_V1_ExplainReply.self,
+            streaming: false
+        ),
+        Method(
+            path: "/baton.routing.v1.Router/Reload",
+            request: Baton_Routing_V1_ReloadRequest.self,
+            reply: Baton_Routing_V1_ReloadReply.self,
+            streaming: false
+        ),
+    ]
+
     /// The methods `process` serves; every Baton process serves at least Health.
     static func methods(of process: String) -> [Method] {
         switch process {
         case "supervisor": self.health + self.supervisor
         case "gate-evaluator": self.health + self.gates
+        case "router": self.health + self.router
         default: self.health
         }
     }

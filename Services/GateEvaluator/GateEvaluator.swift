@@ -2,8 +2,6 @@ import ArgumentParser
 import BatonRPC
 import BatonRuntime
 import Logging
-import ServiceLifecycle
-import UnixSignals
 
 /// The `gate-evaluator` process: loads the workflows and answers `baton.gates.v1.GateEvaluator` on
 /// `$BATON_RUN_DIR/gate-evaluator.sock`. Workflows reload on `Reload`, on SIGHUP, and when a file changes.
@@ -27,36 +25,14 @@ struct GateEvaluatorCommand: AsyncParsableCommand {
         try library.reload()
         try await process.run(
             methods: GatesAPI(library: library).methods,
-            services: [WorkflowWatcher(library: library, logger: process.logger)]
+            services: [
+                ConfigurationWatcher(
+                    "workflows",
+                    logger: process.logger,
+                    changedOnDisk: { library.changedOnDisk() },
+                    reload: { _ = try? library.reload() }
+                )
+            ]
         )
-    }
-}
-
-/// Reloads the workflows on SIGHUP and when a file in their directory changes (checked every second).
-struct WorkflowWatcher: Service {
-    let library: WorkflowLibrary
-    let logger: Logger
-
-    func run() async throws {
-        let hangups = await UnixSignalsSequence(trapping: .sighup)
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                for await _ in hangups.cancelOnGracefulShutdown() {
-                    self.logger.info("SIGHUP: reloading workflows")
-                    _ = try? self.library.reload()
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(1))
-                    if self.library.changedOnDisk() {
-                        self.logger.info("workflow files changed: reloading")
-                        _ = try? self.library.reload()
-                    }
-                }
-            }
-            try? await gracefulShutdown()
-            group.cancelAll()
-        }
     }
 }

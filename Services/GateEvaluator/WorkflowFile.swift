@@ -1,42 +1,24 @@
+import BatonRuntime
 import Yams
 
 /// Reads a workflow from YAML and validates it, collecting every error a workflow author can act on, each with
 /// its file, line and column and what was expected.
 struct WorkflowFile {
-    /// One problem in a workflow file: `file:line:column: what is wrong`.
-    struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
-        var file: String
-        var line: Int
-        var column: Int
-        var message: String
+    typealias Problem = ConfigProblem
+    typealias Invalid = InvalidConfigFile
 
-        var description: String {
-            "\(self.file):\(self.line):\(self.column): \(self.message)"
-        }
-    }
-
-    /// The workflow's problems, when it has any.
-    struct Invalid: Error, Equatable, Sendable, CustomStringConvertible {
-        var problems: [Problem]
-
-        var description: String {
-            self.problems.map(\.description).joined(separator: "\n")
-        }
-    }
-
-    private let file: String
-    private var problems: [Problem] = []
+    private var yaml: YAMLReader
 
     private init(file: String) {
-        self.file = file
+        self.yaml = YAMLReader(file: file)
     }
 
     /// The workflow in `text`; throws ``Invalid`` listing every problem found.
     static func parse(_ text: String, file: String) throws(Invalid) -> Workflow {
         var reader = WorkflowFile(file: file)
         let workflow = reader.read(text)
-        guard reader.problems.isEmpty, let workflow else {
-            throw Invalid(problems: reader.problems)
+        guard reader.yaml.problems.isEmpty, let workflow else {
+            throw Invalid(problems: reader.yaml.problems)
         }
         return workflow
     }
@@ -44,52 +26,30 @@ struct WorkflowFile {
     // MARK: - Workflow
 
     private mutating func read(_ text: String) -> Workflow? {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            let mark = Self.mark(of: error)
-            self.problems.append(
-                Problem(
-                    file: self.file,
-                    line: mark.line,
-                    column: mark.column,
-                    message: "not valid YAML: \(Self.problem(of: error))"
-                )
-            )
-            return nil
-        } catch {
-            self.report(at: nil, "not valid YAML: \(error)")
-            return nil
-        }
-        guard let root, let top = self.mapping(root, "the workflow") else {
-            if root == nil {
-                self.report(
-                    at: nil,
-                    "the file is empty; expected a workflow with id, version, persona, steps and gates"
-                )
-            }
+        guard let root = self.yaml.root(of: text, expecting: "a workflow with id, version, persona, steps and gates"),
+            let top = self.yaml.mapping(root, "the workflow")
+        else {
             return nil
         }
         let known = ["id", "version", "persona", "steps", "slots", "gates", "default_skills"]
-        let fields = self.fields(of: top, known: known, in: "a workflow")
-        let id = self.string(fields["id"], "id", required: true, in: root) ?? ""
-        let version = self.scalarText(fields["version"], "version", in: root) ?? ""
-        let persona = self.string(fields["persona"], "persona", required: true, in: root) ?? ""
-        let steps = self.strings(fields["steps"], "steps") ?? []
-        let slots = self.strings(fields["slots"], "slots") ?? []
-        let defaultSkills = self.strings(fields["default_skills"], "default_skills") ?? []
+        let fields = self.yaml.fields(of: top, known: known, in: "a workflow")
+        let id = self.yaml.string(fields["id"], "id", required: true, in: root) ?? ""
+        let version = self.yaml.scalarText(fields["version"], "version", in: root) ?? ""
+        let persona = self.yaml.string(fields["persona"], "persona", required: true, in: root) ?? ""
+        let steps = self.yaml.strings(fields["steps"], "steps") ?? []
+        let slots = self.yaml.strings(fields["slots"], "slots") ?? []
+        let defaultSkills = self.yaml.strings(fields["default_skills"], "default_skills") ?? []
         var gates: [Gate] = []
         var firstLine: [String: Int] = [:]
         if let gatesNode = fields["gates"] {
-            if let list = self.sequence(gatesNode, "gates") {
+            if let list = self.yaml.sequence(gatesNode, "gates") {
                 for node in list {
                     guard let gate = self.gate(node, steps: Set(steps), slots: Set(slots)) else {
                         continue
                     }
                     let line = node.mark?.line ?? 0
                     if let first = firstLine[gate.id] {
-                        self.report(
+                        self.yaml.report(
                             at: node,
                             "duplicate gate id '\(gate.id)' (first on line \(first)); gate ids are unique"
                         )
@@ -100,7 +60,7 @@ struct WorkflowFile {
                 }
             }
         } else {
-            self.report(at: root, "missing 'gates'; expected a list of gates")
+            self.yaml.report(at: root, "missing 'gates'; expected a list of gates")
         }
         return Workflow(
             id: id,
@@ -116,17 +76,17 @@ struct WorkflowFile {
     // MARK: - Gates
 
     private mutating func gate(_ node: Node, steps: Set<String>, slots: Set<String>) -> Gate? {
-        guard let mapping = self.mapping(node, "a gate") else {
+        guard let mapping = self.yaml.mapping(node, "a gate") else {
             return nil
         }
         let known = ["id", "category", "when", "skills", "priority", "brief_lead", "once"]
-        let fields = self.fields(of: mapping, known: known, in: "a gate")
-        guard let id = self.string(fields["id"], "id", required: true, in: node) else {
+        let fields = self.yaml.fields(of: mapping, known: known, in: "a gate")
+        guard let id = self.yaml.string(fields["id"], "id", required: true, in: node) else {
             return nil
         }
-        let category = self.string(fields["category"], "category", required: true, in: node) ?? ""
+        let category = self.yaml.string(fields["category"], "category", required: true, in: node) ?? ""
         if !category.isEmpty, !category.allSatisfy({ $0.isLetter || $0 == "_" }) {
-            self.report(
+            self.yaml.report(
                 at: fields["category"],
                 "category '\(category)' is not a word; expected payment, grief, judgement, legal, ethical, "
                     + "caller_request or a custom word of letters and '_'"
@@ -135,18 +95,18 @@ struct WorkflowFile {
         var priority = Priority.normal
         if let priorityNode = fields["priority"] {
             let names = Priority.allCases.map(\.name)
-            if let text = self.string(priorityNode, "priority", in: node),
+            if let text = self.yaml.string(priorityNode, "priority", in: node),
                 let found = Priority.allCases.first(where: { $0.name == text })
             {
                 priority = found
             } else {
-                self.report(at: priorityNode, "priority must be one of \(names.joined(separator: ", "))")
+                self.yaml.report(at: priorityNode, "priority must be one of \(names.joined(separator: ", "))")
             }
         }
-        let briefLead = self.strings(fields["brief_lead"], "brief_lead") ?? []
+        let briefLead = self.yaml.strings(fields["brief_lead"], "brief_lead") ?? []
         if let leadNodes = fields["brief_lead"]?.sequence {
             for item in leadNodes where !slots.contains(item.string ?? "") {
-                self.report(
+                self.yaml.report(
                     at: item,
                     "brief_lead '\(item.string ?? "")' is not one of the workflow's slots "
                         + "[\(slots.sorted().joined(separator: ", "))]"
@@ -158,11 +118,11 @@ struct WorkflowFile {
             if let flag = onceNode.bool {
                 once = flag
             } else {
-                self.report(at: onceNode, "once must be true or false")
+                self.yaml.report(at: onceNode, "once must be true or false")
             }
         }
         guard let whenNode = fields["when"] else {
-            self.report(at: node, "gate '\(id)' has no 'when'; expected the condition that makes it fire")
+            self.yaml.report(at: node, "gate '\(id)' has no 'when'; expected the condition that makes it fire")
             return nil
         }
         guard let when = self.condition(whenNode, steps: steps) else {
@@ -172,7 +132,7 @@ struct WorkflowFile {
             id: id,
             category: category,
             when: when,
-            skills: self.strings(fields["skills"], "skills") ?? [],
+            skills: self.yaml.strings(fields["skills"], "skills") ?? [],
             priority: priority,
             briefLead: briefLead,
             once: once
@@ -185,29 +145,29 @@ struct WorkflowFile {
     private static let slotTests = ["exists", "equals", "gt", "gte", "lt", "lte", "in"]
 
     private mutating func condition(_ node: Node, steps: Set<String>) -> Condition? {
-        guard let mapping = self.mapping(node, "a condition") else {
+        guard let mapping = self.yaml.mapping(node, "a condition") else {
             return nil
         }
         guard let (key, value) = mapping.first else {
-            self.report(at: node, "empty condition; expected one of \(Self.operators.joined(separator: ", "))")
+            self.yaml.report(at: node, "empty condition; expected one of \(Self.operators.joined(separator: ", "))")
             return nil
         }
         guard mapping.count == 1 else {
             let names = mapping.map { $0.key.string ?? "?" }.joined(separator: " and ")
-            self.report(at: node, "a condition has one operator, found \(names); wrap several in all: or any:")
+            self.yaml.report(at: node, "a condition has one operator, found \(names); wrap several in all: or any:")
             return nil
         }
         switch key.string ?? "" {
         case "intent":
-            return self.nonEmptyStrings(value, "intent").map(Condition.intent)
+            return self.yaml.nonEmptyStrings(value, "intent").map(Condition.intent)
         case "said":
-            return self.nonEmptyStrings(value, "said").map { .said($0.map { Phrase($0) }) }
+            return self.yaml.nonEmptyStrings(value, "said").map { .said($0.map { Phrase($0) }) }
         case "step":
-            guard let step = self.string(value, "step", in: node) else {
+            guard let step = self.yaml.string(value, "step", in: node) else {
                 return nil
             }
             guard steps.contains(step) else {
-                self.report(
+                self.yaml.report(
                     at: value,
                     "step '\(step)' is not one of the workflow's steps [\(steps.sorted().joined(separator: ", "))]"
                 )
@@ -215,9 +175,9 @@ struct WorkflowFile {
             }
             return .step(step)
         case "all", "any":
-            guard let list = self.sequence(value, key.string ?? ""), !list.isEmpty else {
+            guard let list = self.yaml.sequence(value, key.string ?? ""), !list.isEmpty else {
                 if value.sequence?.isEmpty == true {
-                    self.report(at: value, "empty condition list; expected at least one condition")
+                    self.yaml.report(at: value, "empty condition list; expected at least one condition")
                 }
                 return nil
             }
@@ -231,7 +191,7 @@ struct WorkflowFile {
         case "slot":
             return self.slotCondition(value)
         default:
-            self.report(
+            self.yaml.report(
                 at: key,
                 "unknown operator '\(key.string ?? "")'; expected one of \(Self.operators.joined(separator: ", "))"
             )
@@ -240,7 +200,7 @@ struct WorkflowFile {
     }
 
     private mutating func slotCondition(_ node: Node) -> Condition? {
-        guard let mapping = self.mapping(node, "slot") else {
+        guard let mapping = self.yaml.mapping(node, "slot") else {
             return nil
         }
         var name: String?
@@ -248,24 +208,24 @@ struct WorkflowFile {
         for (key, value) in mapping {
             let word = key.string ?? ""
             if word == "name" {
-                name = self.string(value, "slot name", in: node)
+                name = self.yaml.string(value, "slot name", in: node)
                 continue
             }
             guard Self.slotTests.contains(word) else {
-                self.report(
+                self.yaml.report(
                     at: key,
                     "unknown slot test '\(word)'; expected name and one of \(Self.slotTests.joined(separator: ", "))"
                 )
                 return nil
             }
             guard test == nil else {
-                self.report(at: key, "a slot condition has one test; wrap several in all:")
+                self.yaml.report(at: key, "a slot condition has one test; wrap several in all:")
                 return nil
             }
             switch word {
             case "exists":
                 guard let flag = value.bool else {
-                    self.report(at: value, "exists must be true or false")
+                    self.yaml.report(at: value, "exists must be true or false")
                     return nil
                 }
                 test = .exists(flag)
@@ -275,9 +235,9 @@ struct WorkflowFile {
                 }
                 test = .equals(scalar)
             case "in":
-                guard let list = self.sequence(value, "in"), !list.isEmpty else {
+                guard let list = self.yaml.sequence(value, "in"), !list.isEmpty else {
                     if value.sequence?.isEmpty == true {
-                        self.report(at: value, "in needs at least one value")
+                        self.yaml.report(at: value, "in needs at least one value")
                     }
                     return nil
                 }
@@ -288,7 +248,7 @@ struct WorkflowFile {
                 test = .isIn(values)
             default:
                 guard value.scalar != nil, let limit = value.float, value.bool == nil else {
-                    self.report(at: value, "\(word) compares numbers, but \(Self.show(value)) is not a number")
+                    self.yaml.report(at: value, "\(word) compares numbers, but \(YAMLReader.show(value)) is not a number")
                     return nil
                 }
                 test =
@@ -299,11 +259,11 @@ struct WorkflowFile {
             }
         }
         guard let name, !name.isEmpty else {
-            self.report(at: node, "slot condition has no name; expected name: and one test")
+            self.yaml.report(at: node, "slot condition has no name; expected name: and one test")
             return nil
         }
         guard let test else {
-            self.report(
+            self.yaml.report(
                 at: node,
                 "slot condition on '\(name)' has no test; expected one of \(Self.slotTests.dropFirst(0).joined(separator: ", "))"
             )
@@ -316,7 +276,7 @@ struct WorkflowFile {
 
     private mutating func slotValue(_ node: Node, _ what: String) -> SlotValue? {
         guard node.scalar != nil else {
-            self.report(at: node, "\(what) takes a single value (text, number, true or false)")
+            self.yaml.report(at: node, "\(what) takes a single value (text, number, true or false)")
             return nil
         }
         if let flag = node.bool {
@@ -326,124 +286,5 @@ struct WorkflowFile {
             return .number(number)
         }
         return .text(node.string ?? "")
-    }
-
-    private mutating func fields(of mapping: Node.Mapping, known: [String], in what: String) -> [String: Node] {
-        var fields: [String: Node] = [:]
-        for (key, value) in mapping {
-            guard let name = key.string, known.contains(name) else {
-                self.report(
-                    at: key,
-                    "unknown key '\(key.string ?? "?")' in \(what); expected \(known.joined(separator: ", "))"
-                )
-                continue
-            }
-            fields[name] = value
-        }
-        return fields
-    }
-
-    private mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
-        guard let mapping = node.mapping else {
-            self.report(at: node, "\(what) must be a mapping (key: value lines), not \(Self.show(node))")
-            return nil
-        }
-        return mapping
-    }
-
-    private mutating func sequence(_ node: Node, _ what: String) -> [Node]? {
-        guard let list = node.sequence else {
-            self.report(at: node, "\(what) must be a list, not \(Self.show(node))")
-            return nil
-        }
-        return Array(list)
-    }
-
-    private mutating func string(_ node: Node?, _ what: String, required: Bool = false, in parent: Node) -> String? {
-        guard let node else {
-            if required {
-                self.report(at: parent, "missing '\(what)'")
-            }
-            return nil
-        }
-        guard node.scalar != nil, let text = node.string, !text.isEmpty else {
-            self.report(at: node, "\(what) must be text, not \(Self.show(node))")
-            return nil
-        }
-        return text
-    }
-
-    private mutating func scalarText(_ node: Node?, _ what: String, in parent: Node) -> String? {
-        guard let node else {
-            self.report(at: parent, "missing '\(what)'")
-            return nil
-        }
-        guard let scalar = node.scalar else {
-            self.report(at: node, "\(what) must be text or a number, not \(Self.show(node))")
-            return nil
-        }
-        return scalar.string
-    }
-
-    private mutating func strings(_ node: Node?, _ what: String) -> [String]? {
-        guard let node else {
-            return nil
-        }
-        guard let list = self.sequence(node, what) else {
-            return nil
-        }
-        var result: [String] = []
-        for item in list {
-            guard item.scalar != nil, let text = item.string, !text.isEmpty else {
-                self.report(at: item, "\(what) must be a list of names, not \(Self.show(item))")
-                return nil
-            }
-            result.append(text)
-        }
-        return result
-    }
-
-    private mutating func nonEmptyStrings(_ node: Node, _ what: String) -> [String]? {
-        guard let list = self.strings(node, what) else {
-            return nil
-        }
-        guard !list.isEmpty else {
-            self.report(at: node, "\(what) needs at least one name")
-            return nil
-        }
-        return list
-    }
-
-    private mutating func report(at node: Node?, _ message: String) {
-        self.problems.append(
-            Problem(file: self.file, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1, message: message)
-        )
-    }
-
-    private static func show(_ node: Node) -> String {
-        switch node {
-        case .scalar(let scalar): "'\(scalar.string)'"
-        case .mapping: "a mapping"
-        case .sequence: "a list"
-        case .alias: "an alias"
-        }
-    }
-
-    private static func mark(of error: YamlError) -> (line: Int, column: Int) {
-        switch error {
-        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
-            return (mark.line, mark.column)
-        default:
-            return (1, 1)
-        }
-    }
-
-    private static func problem(of error: YamlError) -> String {
-        switch error {
-        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _):
-            return problem
-        default:
-            return "\(error)"
-        }
     }
 }

@@ -1,0 +1,58 @@
+import BatonProto
+import BatonRPC
+
+/// `baton.routing.v1.Router`, answered by a ``RouterCore``.
+struct RouterAPI: Sendable {
+    let core: RouterCore
+
+    var methods: RPCMethods {
+        var methods = RPCMethods()
+        let core = self.core
+        methods.unary("/baton.routing.v1.Router/Route") {
+            (request: Baton_Routing_V1_RouteRequest, _) -> Baton_Routing_V1_RouteReply in
+            guard !request.callID.isEmpty else {
+                throw RPCError.invalidArgument("call_id is empty; expected the call's id")
+            }
+            guard !request.handoffID.isEmpty else {
+                throw RPCError.invalidArgument("handoff_id is empty; expected the handoff's id")
+            }
+            return try await core.route(request)
+        }
+        methods.unary("/baton.routing.v1.Router/Accept") {
+            (request: Baton_Routing_V1_AcceptRequest, _) -> Baton_Routing_V1_ReservationReply in
+            var reply = Baton_Routing_V1_ReservationReply()
+            reply.reservation = try await core.accept(request.reservationID)
+            return reply
+        }
+        methods.unary("/baton.routing.v1.Router/Decline") {
+            (request: Baton_Routing_V1_DeclineRequest, _) -> Baton_Routing_V1_RouteReply in
+            try await core.decline(request.reservationID, reason: request.reason)
+        }
+        methods.unary("/baton.routing.v1.Router/Release") {
+            (request: Baton_Routing_V1_ReleaseRequest, _) -> Baton_Routing_V1_ReservationReply in
+            var reply = Baton_Routing_V1_ReservationReply()
+            reply.reservation = try await core.release(request.reservationID, outcome: request.outcome)
+            return reply
+        }
+        methods.unary("/baton.routing.v1.Router/UpdateAvailability") {
+            (request: Baton_Routing_V1_UpdateAvailabilityRequest, _) -> Baton_Routing_V1_DestinationState in
+            try core.updateAvailability(request)
+        }
+        methods.unary("/baton.routing.v1.Router/ListDestinations") {
+            (_: Baton_Routing_V1_ListDestinationsRequest, _) -> Baton_Routing_V1_ListDestinationsReply in
+            core.list()
+        }
+        methods.unary("/baton.routing.v1.Router/Explain") {
+            (request: Baton_Routing_V1_ExplainRequest, _) -> Baton_Routing_V1_ExplainReply in
+            try await core.explain(request.handoffID)
+        }
+        methods.unary("/baton.routing.v1.Router/Reload") {
+            (_: Baton_Routing_V1_ReloadRequest, _) -> Baton_Routing_V1_ReloadReply in
+            var reply = Baton_Routing_V1_ReloadReply()
+            reply.problems = core.reload().map(RouterCore.problem)
+            reply.destinations = UInt32(core.configuration.destinations.count)
+            return reply
+        }
+        return methods
+    }
+}

@@ -1,0 +1,648 @@
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import BatonStore
+import Foundation
+import GRDB
+import Logging
+import SwiftProtobuf
+import Synchronization
+
+/// The router's state: the configuration, each destination's live state, and the open reservations, in memory
+/// under one lock; every decision and reservation change is also written to the store before it is answered.
+///
+/// A decision is made and its capacity reserved in memory at once, so concurrent handoffs see each other's
+/// reservations and spread out; the reply waits for the group commit. If the write fails, the reservation is
+/// undone and the caller hears UNAVAILABLE.
+final class RouterCore: Sendable {
+    /// An open reservation (held or accepted), with what it takes to route its handoff again.
+    struct Reservation: Sendable {
+        var id: String
+        var handoff: Handoff
+        var destinationID: String
+        var state: Baton_Routing_V1_Reservation.State
+        var createdAt: Date
+        var expiresAt: Date
+        var acceptedAt: Date?
+        /// Destinations that declined this handoff.
+        var excluded: Set<String>
+        /// The decision that made it, for a repeated Route.
+        var reply: Baton_Routing_V1_RouteReply
+    }
+
+    private struct State {
+        var configuration: RoutingConfiguration
+        var source: String
+        var problems: [ConfigProblem] = []
+        var modified: Int?
+        var live: [String: LiveState] = [:]
+        var open: [String: Reservation] = [:]
+        var openByHandoff: [String: String] = [:]
+    }
+
+    let store: Store
+    let file: String
+    let logger: Logger
+    let now: @Sendable () -> Date
+    private let state: Mutex<State>
+
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE decisions (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        handoff_id TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        decided_at INTEGER NOT NULL,
+                        reply BLOB NOT NULL
+                    );
+                    CREATE INDEX decisions_by_handoff ON decisions(handoff_id);
+                    CREATE TABLE reservations (
+                        id TEXT PRIMARY KEY,
+                        handoff_id TEXT NOT NULL,
+                        destination_id TEXT NOT NULL,
+                        state INTEGER NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER NOT NULL,
+                        accepted_at INTEGER,
+                        ended_at INTEGER,
+                        detail TEXT NOT NULL DEFAULT '',
+                        request BLOB NOT NULL,
+                        excluded TEXT NOT NULL DEFAULT '',
+                        reply BLOB NOT NULL
+                    );
+                    CREATE INDEX reservations_by_handoff ON reservations(handoff_id);
+                    CREATE INDEX reservations_open ON reservations(state) WHERE state IN (1, 2);
+                    """
+            )
+        }
+        return migrator
+    }()
+
+    /// Loads `file` (which must be valid) and the open reservations stored in `database`.
+    init(file: String, database: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        self.file = file
+        self.logger = logger
+        self.now = now
+        let configuration = try Self.load(file)
+        self.store = try Store(path: database, migrator: Self.migrator)
+        var state = State(configuration: configuration.configuration, source: file, modified: configuration.modified)
+        let rows = try self.store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM reservations WHERE state IN (1, 2)")
+        }
+        for row in rows {
+            let request = try Baton_Routing_V1_RouteRequest(serializedBytes: Self.bytes(row["request"]))
+            let reply = try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["reply"]))
+            let excluded: String = row["excluded"]
+            let reservation = Reservation(
+                id: row["id"],
+                handoff: Self.handoff(request),
+                destinationID: row["destination_id"],
+                state: .init(rawValue: row["state"]) ?? .held,
+                createdAt: Self.date(row["created_at"]),
+                expiresAt: Self.date(row["expires_at"]),
+                acceptedAt: (row["accepted_at"] as Int64?).map(Self.date),
+                excluded: Set(excluded.split(separator: ",").map(String.init)),
+                reply: reply
+            )
+            state.open[reservation.id] = reservation
+            state.openByHandoff[reservation.handoff.handoffID] = reservation.id
+            Self.count(reservation, into: &state.live, sign: 1)
+        }
+        self.state = Mutex(state)
+        logger.info(
+            "router: \(configuration.configuration.destinations.count) destinations from \(file); \(rows.count) open reservations restored"
+        )
+    }
+
+    // MARK: - Configuration
+
+    private static func load(_ file: String) throws -> (configuration: RoutingConfiguration, modified: Int?) {
+        let text: String
+        do {
+            text = try TextFile.read(file)
+        } catch {
+            throw InvalidConfigFile(problems: [ConfigProblem(file: file, line: 1, column: 1, message: "\(error)")])
+        }
+        return (try DestinationsFile.parse(text, file: file), Self.modificationTime(file))
+    }
+
+    private static func modificationTime(_ file: String) -> Int? {
+        var info = stat()
+        guard stat(file, &info) == 0 else {
+            return nil
+        }
+        return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+    }
+
+    /// Reads the file again; an invalid one is refused (its problems returned and kept for ListDestinations) and
+    /// the previous configuration keeps serving. Live state and reservations carry over by destination id.
+    @discardableResult
+    func reload() -> [ConfigProblem] {
+        do {
+            let loaded = try Self.load(self.file)
+            self.state.withLock { state in
+                state.configuration = loaded.configuration
+                state.modified = loaded.modified
+                state.problems = []
+            }
+            self.logger.info("router: reloaded \(loaded.configuration.destinations.count) destinations from \(self.file)")
+            return []
+        } catch let error as InvalidConfigFile {
+            self.state.withLock { state in
+                state.problems = error.problems
+                state.modified = Self.modificationTime(self.file)
+            }
+            self.logger.error("router: \(self.file) refused; the previous configuration keeps serving:\n\(error)")
+            return error.problems
+        } catch {
+            return [ConfigProblem(file: self.file, line: 1, column: 1, message: "\(error)")]
+        }
+    }
+
+    func changedOnDisk() -> Bool {
+        let modified = Self.modificationTime(self.file)
+        return self.state.withLock { $0.modified != modified }
+    }
+
+    var configuration: RoutingConfiguration {
+        self.state.withLock { $0.configuration }
+    }
+
+    // MARK: - Routing
+
+    func route(_ request: Baton_Routing_V1_RouteRequest) async throws -> Baton_Routing_V1_RouteReply {
+        let handoff = Self.handoff(request)
+        let now = self.now()
+        let made = self.state.withLock { state -> (reply: Baton_Routing_V1_RouteReply, reservation: Reservation?, repeated: Bool) in
+            if let id = state.openByHandoff[handoff.handoffID], let open = state.open[id] {
+                return (open.reply, nil, true)
+            }
+            let (reply, reservation) = Self.decide(handoff, excluded: [], in: &state, now: now)
+            return (reply, reservation, false)
+        }
+        if made.repeated {
+            return made.reply
+        }
+        return try await self.commit(made.reply, reservation: made.reservation, request: request, ending: nil)
+    }
+
+    /// Decides and, when routed, reserves in memory.
+    private static func decide(
+        _ handoff: Handoff,
+        excluded: Set<String>,
+        in state: inout State,
+        now: Date
+    ) -> (Baton_Routing_V1_RouteReply, Reservation?) {
+        let live = state.live
+        let decision = state.configuration.decide(handoff, live: { live[$0] ?? LiveState() }, now: now, excluded: excluded)
+        var reply = Baton_Routing_V1_RouteReply()
+        reply.handoffID = handoff.handoffID
+        reply.callID = handoff.callID
+        reply.decidedAtUnixMs = Self.milliseconds(now)
+        reply.reasons = decision.verdicts.map { verdict in
+            var reason = Baton_Routing_V1_Reason()
+            reason.destinationID = verdict.destinationID
+            reason.text = verdict.text
+            reason.verdict =
+                switch verdict.kind {
+                case .filtered: .filtered
+                case .candidate: .candidate
+                case .chosen: .chosen
+                }
+            reason.predictedLiveHumanMs = verdict.prediction?.milliseconds ?? 0
+            return reason
+        }
+        guard let index = decision.chosen, let prediction = decision.prediction else {
+            reply.outcome = .noDestination
+            if let next = decision.nextOpening {
+                reply.nextOpenAtUnixMs = Self.milliseconds(next.at)
+                reply.nextOpenDestinationID = next.destinationID
+            }
+            return (reply, nil)
+        }
+        let destination = state.configuration.destinations[index]
+        let expires = now.addingTimeInterval(state.configuration.policy.reservationTimeoutSeconds)
+        reply.outcome = .routed
+        reply.destinationID = destination.id
+        reply.kind = destination.kind == .inHouse ? .inHouse : .partner
+        reply.transferAddress = destination.transfer
+        reply.predictedLiveHumanMs = prediction.milliseconds
+        reply.reservationID = "rsv-" + UUID().uuidString.lowercased()
+        reply.reservationExpiresAtUnixMs = Self.milliseconds(expires)
+        let reservation = Reservation(
+            id: reply.reservationID,
+            handoff: handoff,
+            destinationID: destination.id,
+            state: .held,
+            createdAt: now,
+            expiresAt: expires,
+            excluded: excluded,
+            reply: reply
+        )
+        state.open[reservation.id] = reservation
+        state.openByHandoff[handoff.handoffID] = reservation.id
+        Self.count(reservation, into: &state.live, sign: 1)
+        return (reply, reservation)
+    }
+
+    /// Stores a decision (and its reservation, and the end of the reservation it replaces) and returns the reply
+    /// with its attempt number. On failure the in-memory reservation is undone.
+    private func commit(
+        _ reply: Baton_Routing_V1_RouteReply,
+        reservation: Reservation?,
+        request: Baton_Routing_V1_RouteRequest,
+        ending: (reservation: Reservation, at: Date, detail: String)?
+    ) async throws -> Baton_Routing_V1_RouteReply {
+        do {
+            let stored = try await self.store.write { db -> Baton_Routing_V1_RouteReply in
+                if let ending {
+                    try Self.update(ending.reservation, in: db, endedAt: ending.at, detail: ending.detail)
+                }
+                var reply = reply
+                let previous = try Int.fetchOne(
+                    db,
+                    sql: "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?",
+                    arguments: [reply.handoffID]
+                )
+                reply.attempt = UInt32((previous ?? 0) + 1)
+                try db.execute(
+                    sql: "INSERT INTO decisions (handoff_id, attempt, decided_at, reply) VALUES (?, ?, ?, ?)",
+                    arguments: [reply.handoffID, reply.attempt, reply.decidedAtUnixMs, Data(try reply.serializedBytes() as [UInt8])]
+                )
+                if let reservation {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO reservations (id, handoff_id, destination_id, state, created_at, expires_at,
+                                request, excluded, reply)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            reservation.id, reservation.handoff.handoffID, reservation.destinationID,
+                            reservation.state.rawValue, Self.milliseconds(reservation.createdAt),
+                            Self.milliseconds(reservation.expiresAt), Data(try request.serializedBytes() as [UInt8]),
+                            reservation.excluded.sorted().joined(separator: ","), Data(try reply.serializedBytes() as [UInt8]),
+                        ]
+                    )
+                }
+                return reply
+            }
+            if let reservation {
+                self.state.withLock { $0.open[reservation.id]?.reply = stored }
+            }
+            return stored
+        } catch {
+            if let reservation {
+                self.state.withLock { state in
+                    if state.open.removeValue(forKey: reservation.id) != nil {
+                        state.openByHandoff[reservation.handoff.handoffID] = nil
+                        Self.count(reservation, into: &state.live, sign: -1)
+                    }
+                }
+            }
+            self.logger.error("router: could not store the decision for handoff \(reply.handoffID): \(error)")
+            throw RPCError(code: .unavailable, message: "the decision could not be stored: \(error)")
+        }
+    }
+
+    // MARK: - Reservations
+
+    func accept(_ id: String) async throws -> Baton_Routing_V1_Reservation {
+        let now = self.now()
+        let accepted = try self.state.withLock { state throws(RPCError) -> Reservation? in
+            guard var reservation = state.open[id] else {
+                return nil
+            }
+            guard reservation.state == .held else {
+                return reservation  // accepted already: the same answer again
+            }
+            Self.count(reservation, into: &state.live, sign: -1)
+            reservation.state = .accepted
+            reservation.acceptedAt = now
+            Self.count(reservation, into: &state.live, sign: 1)
+            state.open[id] = reservation
+            return reservation
+        }
+        guard let accepted else {
+            throw try await self.closedOrUnknown(id)
+        }
+        try await self.store.write { db in try Self.update(accepted, in: db) }
+        return Self.message(accepted, endedAt: nil, detail: "")
+    }
+
+    func release(_ id: String, outcome: Baton_Routing_V1_ReleaseOutcome) async throws -> Baton_Routing_V1_Reservation {
+        let detail: String
+        switch outcome {
+        case .connected: detail = "connected"
+        case .abandoned: detail = "abandoned"
+        case .failed: detail = "failed"
+        default:
+            throw RPCError.invalidArgument("outcome is unset; expected CONNECTED, ABANDONED or FAILED")
+        }
+        let now = self.now()
+        guard var removed = self.state.withLock({ Self.remove(id, from: &$0) }) else {
+            throw try await self.closedOrUnknown(id)
+        }
+        removed.state = .released
+        let ended = removed
+        try await self.store.write { db in try Self.update(ended, in: db, endedAt: now, detail: detail) }
+        return Self.message(ended, endedAt: now, detail: detail)
+    }
+
+    func decline(_ id: String, reason: String) async throws -> Baton_Routing_V1_RouteReply {
+        let now = self.now()
+        let made = self.state.withLock { state -> (declined: Reservation, reply: Baton_Routing_V1_RouteReply, next: Reservation?)? in
+            guard let declined = Self.remove(id, from: &state) else {
+                return nil
+            }
+            let excluded = declined.excluded.union([declined.destinationID])
+            let (reply, next) = Self.decide(declined.handoff, excluded: excluded, in: &state, now: now)
+            return (declined, reply, next)
+        }
+        guard let made else {
+            throw try await self.closedOrUnknown(id)
+        }
+        var declined = made.declined
+        declined.state = .declined
+        let request = Self.request(declined.handoff)
+        let ending = declined
+        let detail = reason.isEmpty ? "declined" : "declined: \(reason)"
+        return try await self.commit(
+            made.reply,
+            reservation: made.next,
+            request: request,
+            ending: (ending, now, detail)
+        )
+    }
+
+    /// Expires held reservations whose time is up; returns how many.
+    @discardableResult
+    func expire() async throws -> Int {
+        let now = self.now()
+        let expired = self.state.withLock { state -> [Reservation] in
+            let due = state.open.values.filter { $0.state == .held && $0.expiresAt <= now }
+            return due.compactMap { Self.remove($0.id, from: &state) }
+        }
+        guard !expired.isEmpty else {
+            return 0
+        }
+        for var reservation in expired {
+            reservation.state = .expired
+            self.logger.info("router: reservation \(reservation.id) at \(reservation.destinationID) expired unaccepted")
+            let ended = reservation
+            try await self.store.write { db in
+                try Self.update(ended, in: db, endedAt: now, detail: "not accepted or released in time")
+            }
+        }
+        return expired.count
+    }
+
+    private static func remove(_ id: String, from state: inout State) -> Reservation? {
+        guard let reservation = state.open.removeValue(forKey: id) else {
+            return nil
+        }
+        state.openByHandoff[reservation.handoff.handoffID] = nil
+        Self.count(reservation, into: &state.live, sign: -1)
+        return reservation
+    }
+
+    /// The error for a reservation that is not open: FAILED_PRECONDITION naming its state, or NOT_FOUND.
+    private func closedOrUnknown(_ id: String) async throws -> RPCError {
+        guard !id.isEmpty else {
+            return RPCError.invalidArgument("reservation_id is empty; expected the id Route returned")
+        }
+        let row = try await self.store.pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT state, detail FROM reservations WHERE id = ?", arguments: [id])
+        }
+        guard let row else {
+            return RPCError.notFound("no reservation '\(id)'")
+        }
+        let state = Baton_Routing_V1_Reservation.State(rawValue: row["state"]) ?? .unspecified
+        return RPCError(
+            code: .failedPrecondition,
+            message: "reservation '\(id)' is \(Self.name(state)) already; expected a held reservation"
+        )
+    }
+
+    static func name(_ state: Baton_Routing_V1_Reservation.State) -> String {
+        switch state {
+        case .held: "held"
+        case .accepted: "accepted"
+        case .declined: "declined"
+        case .released: "released"
+        case .expired: "expired"
+        default: "unknown"
+        }
+    }
+
+    private static func update(
+        _ reservation: Reservation,
+        in db: Database,
+        endedAt: Date? = nil,
+        detail: String = ""
+    ) throws {
+        try db.execute(
+            sql: "UPDATE reservations SET state = ?, accepted_at = ?, ended_at = ?, detail = ? WHERE id = ?",
+            arguments: [
+                reservation.state.rawValue, reservation.acceptedAt.map(Self.milliseconds),
+                endedAt.map(Self.milliseconds), detail, reservation.id,
+            ]
+        )
+    }
+
+    // MARK: - Availability and listing
+
+    func updateAvailability(_ request: Baton_Routing_V1_UpdateAvailabilityRequest) throws -> Baton_Routing_V1_DestinationState {
+        guard !request.destinationID.isEmpty else {
+            throw RPCError.invalidArgument("destination_id is empty; expected a destination of destinations.yaml")
+        }
+        for (name, value) in [
+            ("agents_ready", request.agentsReady), ("agents_busy", request.agentsBusy),
+            ("queue_length", request.queueLength),
+        ] where value < 0 {
+            throw RPCError.invalidArgument("\(name) is \(value); expected a count of zero or more")
+        }
+        let now = self.now()
+        let at = request.atUnixMs == 0 ? now : Date(timeIntervalSince1970: Double(request.atUnixMs) / 1000)
+        return try self.state.withLock { state throws(RPCError) in
+            guard state.configuration.destinations.contains(where: { $0.id == request.destinationID }) else {
+                throw RPCError.notFound(
+                    "destination_id '\(request.destinationID)' is not a destination; known: "
+                        + state.configuration.destinations.map(\.id).joined(separator: ", ")
+                )
+            }
+            let availability = Availability(
+                agentsReady: Int(request.agentsReady),
+                agentsBusy: Int(request.agentsBusy),
+                queueLength: Int(request.queueLength),
+                at: at
+            )
+            if let previous = state.live[request.destinationID]?.availability, previous.at > at {
+                // An older report than the one we have: keep the newer.
+            } else {
+                state.live[request.destinationID, default: LiveState()].availability = availability
+            }
+            let destination = state.configuration.destinations.first { $0.id == request.destinationID }!
+            return Self.describe(destination, in: state, now: now)
+        }
+    }
+
+    func list() -> Baton_Routing_V1_ListDestinationsReply {
+        let now = self.now()
+        return self.state.withLock { state in
+            var reply = Baton_Routing_V1_ListDestinationsReply()
+            reply.destinations = state.configuration.destinations.map { Self.describe($0, in: state, now: now) }
+            reply.source = state.source
+            reply.problems = state.problems.map(Self.problem)
+            return reply
+        }
+    }
+
+    func explain(_ handoffID: String) async throws -> Baton_Routing_V1_ExplainReply {
+        guard !handoffID.isEmpty else {
+            throw RPCError.invalidArgument("handoff_id is empty; expected the id a Route call carried")
+        }
+        let reply = try await self.store.pool.read { db -> Baton_Routing_V1_ExplainReply in
+            var reply = Baton_Routing_V1_ExplainReply()
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT reply FROM decisions WHERE handoff_id = ? ORDER BY id",
+                arguments: [handoffID]
+            ) {
+                reply.decisions.append(try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["reply"])))
+            }
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM reservations WHERE handoff_id = ? ORDER BY created_at",
+                arguments: [handoffID]
+            ) {
+                var reservation = Baton_Routing_V1_Reservation()
+                reservation.id = row["id"]
+                reservation.handoffID = row["handoff_id"]
+                reservation.destinationID = row["destination_id"]
+                reservation.state = .init(rawValue: row["state"]) ?? .unspecified
+                reservation.createdAtUnixMs = row["created_at"]
+                reservation.expiresAtUnixMs = row["expires_at"]
+                reservation.endedAtUnixMs = row["ended_at"] ?? 0
+                reservation.detail = row["detail"]
+                reservation.callID = reply.decisions.first?.callID ?? ""
+                reply.reservations.append(reservation)
+            }
+            return reply
+        }
+        guard !reply.decisions.isEmpty else {
+            throw RPCError.notFound("no decision for handoff '\(handoffID)'")
+        }
+        return reply
+    }
+
+    private static func describe(_ destination: Destination, in state: State, now: Date) -> Baton_Routing_V1_DestinationState {
+        let live = state.live[destination.id] ?? LiveState()
+        let prediction = Prediction(destination: destination, live: live, policy: state.configuration.policy, now: now)
+        var message = Baton_Routing_V1_DestinationState()
+        message.id = destination.id
+        message.kind = destination.kind == .inHouse ? .inHouse : .partner
+        message.skills = destination.skills.sorted()
+        message.certifications = destination.certifications.sorted()
+        message.transferAddress = destination.transfer
+        message.agents = UInt32(destination.agents)
+        message.averageHandleS = destination.averageHandleSeconds
+        message.costPerMin = destination.costPerMinute
+        message.context = destination.context.rawValue
+        message.timeZone = destination.hours.timeZone.identifier
+        message.openNow = destination.hours.isOpen(at: now)
+        if !message.openNow, let next = destination.hours.nextOpening(after: now) {
+            message.nextOpenAtUnixMs = Self.milliseconds(next)
+        }
+        if let availability = live.availability {
+            message.availability.agentsReady = Int32(availability.agentsReady)
+            message.availability.agentsBusy = Int32(availability.agentsBusy)
+            message.availability.queueLength = Int32(availability.queueLength)
+            message.availability.atUnixMs = Self.milliseconds(availability.at)
+            message.availability.stale = prediction.stale
+        }
+        message.heldReservations = UInt32(live.held)
+        message.acceptedReservations = UInt32(live.accepted.count)
+        message.freeAgents = Int32(prediction.freeAgents)
+        message.predictedLiveHumanMs = prediction.milliseconds
+        message.reservations = state.open.values
+            .filter { $0.destinationID == destination.id }
+            .sorted { $0.createdAt < $1.createdAt }
+            .map { Self.message($0, endedAt: nil, detail: "") }
+        return message
+    }
+
+    // MARK: - Conversions
+
+    private static func count(_ reservation: Reservation, into live: inout [String: LiveState], sign: Int) {
+        switch reservation.state {
+        case .held:
+            live[reservation.destinationID, default: LiveState()].held += sign
+        case .accepted:
+            if sign > 0 {
+                live[reservation.destinationID, default: LiveState()].accepted.append(reservation.acceptedAt ?? .distantPast)
+            } else if let index = live[reservation.destinationID]?.accepted.firstIndex(of: reservation.acceptedAt ?? .distantPast) {
+                live[reservation.destinationID]?.accepted.remove(at: index)
+            }
+        default:
+            break
+        }
+    }
+
+    static func handoff(_ request: Baton_Routing_V1_RouteRequest) -> Handoff {
+        Handoff(
+            callID: request.callID,
+            handoffID: request.handoffID,
+            category: request.category,
+            skills: request.skills,
+            urgent: request.priority == .urgent
+        )
+    }
+
+    static func request(_ handoff: Handoff) -> Baton_Routing_V1_RouteRequest {
+        var request = Baton_Routing_V1_RouteRequest()
+        request.callID = handoff.callID
+        request.handoffID = handoff.handoffID
+        request.category = handoff.category
+        request.skills = handoff.skills
+        request.priority = handoff.urgent ? .urgent : .normal
+        return request
+    }
+
+    static func message(_ reservation: Reservation, endedAt: Date?, detail: String) -> Baton_Routing_V1_Reservation {
+        var message = Baton_Routing_V1_Reservation()
+        message.id = reservation.id
+        message.handoffID = reservation.handoff.handoffID
+        message.callID = reservation.handoff.callID
+        message.destinationID = reservation.destinationID
+        message.state = reservation.state
+        message.createdAtUnixMs = Self.milliseconds(reservation.createdAt)
+        message.expiresAtUnixMs = Self.milliseconds(reservation.expiresAt)
+        message.endedAtUnixMs = endedAt.map(Self.milliseconds) ?? 0
+        message.detail = detail
+        return message
+    }
+
+    static func problem(_ problem: ConfigProblem) -> Baton_Routing_V1_Problem {
+        var message = Baton_Routing_V1_Problem()
+        message.file = problem.file
+        message.line = UInt32(problem.line)
+        message.column = UInt32(problem.column)
+        message.message = problem.message
+        return message
+    }
+
+    private static func bytes(_ value: Data?) -> [UInt8] {
+        value.map { [UInt8]($0) } ?? []
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    static func date(_ milliseconds: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+
+/// What a handoff asks of its destination.
+struct Handoff: Equatable, Sendable {
+    var callID: String
+    var handoffID: String
+    var category: String
+    var skills: [String]
+    var urgent: Bool
+}
+
+/// What the receiving side last reported of a destination.
+struct Availability: Equatable, Sendable {
+    var agentsReady: Int
+    var agentsBusy: Int
+    var queueLength: Int
+    var at: Date
+}
+
+/// A destination's live state as the router sees it: reported availability and its own reservations.
+struct LiveState: Equatable, Sendable {
+    var availability: Availability?
+    /// Reservations made and not yet accepted, declined, released or expired.
+    var held = 0
+    /// When each accepted, not yet released, reservation was accepted.
+    var accepted: [Date] = []
+}
+
+/// The time-to-live-human a destination would give a handoff routed to it now.
+///
+/// The model: with a free agent, the call is answered at once and the prediction is the ring-and-greet time.
+/// Without one, the caller waits for the agents to finish the calls ahead of them. With every agent busy and
+/// exponential handle times (the assumption behind Erlang C too), agents free up at a rate of `agents / handle`,
+/// so the caller with `ahead` callers in front waits `(ahead + 1) * handle / agents` on average. Erlang C predicts
+/// the average wait of a steady state from the arrival rate; the router knows the state itself (the reported
+/// queue, and the reservations it made since), which predicts this caller's wait better, so no arrival rate is
+/// needed.
+struct Prediction: Equatable, Sendable {
+    var seconds: Double
+    var freeAgents: Int
+    /// The reported availability was used (false: none, or stale, so the router's own bookkeeping counted).
+    var fromReport: Bool
+    var stale: Bool
+
+    init(destination: Destination, live: LiveState, policy: Policy, now: Date) {
+        let staffed: Int
+        if let report = live.availability {
+            self.stale = now.timeIntervalSince(report.at) > policy.availabilityMaxAgeSeconds
+        } else {
+            self.stale = false
+        }
+        if let report = live.availability, !self.stale {
+            // The report counts the agents as they were at `at`: the reservations held since, and those accepted
+            // after it, are not in it yet. Callers already queued there go first.
+            let acceptedSince = live.accepted.count { $0 > report.at }
+            self.freeAgents = report.agentsReady - live.held - acceptedSince - report.queueLength
+            staffed = report.agentsReady + report.agentsBusy
+            self.fromReport = true
+        } else {
+            self.freeAgents = destination.agents - live.held - live.accepted.count
+            staffed = destination.agents
+            self.fromReport = false
+        }
+        let ahead = max(0, -self.freeAgents)
+        if self.freeAgents >= 1 {
+            self.seconds = policy.ringAndGreetSeconds
+        } else if staffed <= 0 {
+            self.seconds = .infinity
+        } else {
+            self.seconds =
+                policy.ringAndGreetSeconds + Double(ahead + 1) * destination.averageHandleSeconds / Double(staffed)
+        }
+    }
+
+    var milliseconds: UInt32 {
+        self.seconds.isFinite ? UInt32(min(self.seconds * 1000, Double(UInt32.max)).rounded()) : 0
+    }
+}
+
+/// One destination's part in a decision.
+struct Verdict: Equatable, Sendable {
+    enum Kind: Equatable, Sendable {
+        case filtered
+        case candidate
+        case chosen
+    }
+
+    var destinationID: String
+    var kind: Kind
+    var text: String
+    var prediction: Prediction?
+}
+
+/// A routing decision, before it is stored.
+struct Decision: Equatable, Sendable {
+    /// The chosen destination's index, or nil: nobody can take it now.
+    var chosen: Int?
+    var prediction: Prediction?
+    var verdicts: [Verdict]
+    /// With no destination: the next moment a destination that would otherwise qualify opens.
+    var nextOpening: (at: Date, destinationID: String)?
+
+    static func == (lhs: Decision, rhs: Decision) -> Bool {
+        lhs.chosen == rhs.chosen && lhs.prediction == rhs.prediction && lhs.verdicts == rhs.verdicts
+            && lhs.nextOpening?.at == rhs.nextOpening?.at
+            && lhs.nextOpening?.destinationID == rhs.nextOpening?.destinationID
+    }
+}
+
+extension RoutingConfiguration {
+    /// Decides where `handoff` goes now: filters by the hard rules, predicts each candidate's time-to-live-human,
+    /// then prefers the policy's kind within the target, overflows to any destination within the target, and
+    /// otherwise takes the fastest within the maximum. An urgent handoff takes the fastest, whatever its cost.
+    /// Destinations in `excluded` (they declined this handoff) are not offered.
+    func decide(
+        _ handoff: Handoff,
+        live: (String) -> LiveState,
+        now: Date,
+        excluded: Set<String> = []
+    ) -> Decision {
+        let rule = self.policy.categories[handoff.category] ?? CategoryRule()
+        let prefer = self.policy.categories[handoff.category]?.prefer ?? self.policy.prefer
+        var verdicts: [Verdict] = []
+        var candidates: [(index: Int, prediction: Prediction)] = []
+        var nextOpening: (at: Date, destinationID: String)?
+        verdicts.reserveCapacity(self.destinations.count + 1)
+        for (index, destination) in self.destinations.enumerated() {
+            var problems: [String] = []
+            if excluded.contains(destination.id) {
+                problems.append("declined this handoff")
+            }
+            let missingSkills = handoff.skills.filter { !destination.skills.contains($0) }
+            if !missingSkills.isEmpty {
+                problems.append("lacks skill\(missingSkills.count == 1 ? "" : "s") \(missingSkills.joined(separator: ", "))")
+            }
+            let missingCertifications = rule.requires.subtracting(destination.certifications)
+            if !missingCertifications.isEmpty {
+                problems.append(
+                    "\(handoff.category) requires certification \(missingCertifications.sorted().joined(separator: ", "))"
+                )
+            }
+            if rule.requiresLiveContext && destination.context == .none {
+                problems.append("\(handoff.category) requires a live brief, and its desktops cannot show one")
+            }
+            let open = destination.hours.isOpen(at: now)
+            if !open {
+                if problems.isEmpty, let opens = destination.hours.nextOpening(after: now),
+                    nextOpening.map({ opens < $0.at }) ?? true
+                {
+                    nextOpening = (opens, destination.id)
+                }
+                problems.append("closed now")
+            }
+            guard problems.isEmpty else {
+                verdicts.append(Verdict(destinationID: destination.id, kind: .filtered, text: problems.joined(separator: "; ")))
+                continue
+            }
+            let prediction = Prediction(destination: destination, live: live(destination.id), policy: self.policy, now: now)
+            guard prediction.seconds <= self.policy.maxLiveHumanSeconds else {
+                let predicted = prediction.seconds.isFinite ? "\(Self.format(prediction.seconds)) s" : "no agent staffed, so never"
+                verdicts.append(
+                    Verdict(
+                        destinationID: destination.id,
+                        kind: .filtered,
+                        text: "predicted \(predicted), over the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum",
+                        prediction: prediction
+                    )
+                )
+                continue
+            }
+            candidates.append((index, prediction))
+            verdicts.append(
+                Verdict(
+                    destinationID: destination.id,
+                    kind: .candidate,
+                    text: "qualified; predicted \(Self.format(prediction.seconds)) s\(prediction.stale ? " (availability stale: own bookkeeping)" : "")",
+                    prediction: prediction
+                )
+            )
+        }
+        guard !candidates.isEmpty else {
+            return Decision(chosen: nil, prediction: nil, verdicts: verdicts, nextOpening: nextOpening)
+        }
+        // Fastest first; then the preferred kind, the lower cost, the earlier in the file.
+        func better(_ left: (index: Int, prediction: Prediction), _ right: (index: Int, prediction: Prediction)) -> Bool {
+            let (a, b) = (self.destinations[left.index], self.destinations[right.index])
+            if left.prediction.seconds != right.prediction.seconds {
+                return left.prediction.seconds < right.prediction.seconds
+            }
+            if (a.kind == prefer) != (b.kind == prefer) {
+                return a.kind == prefer
+            }
+            if a.costPerMinute != b.costPerMinute {
+                return a.costPerMinute < b.costPerMinute
+            }
+            return left.index < right.index
+        }
+        let target = self.policy.targetLiveHumanSeconds
+        let winner: (index: Int, prediction: Prediction)
+        let why: String
+        let withinTarget = candidates.filter { $0.prediction.seconds <= target }
+        let preferred = withinTarget.filter { self.destinations[$0.index].kind == prefer }
+        if handoff.urgent {
+            winner = candidates.min(by: better)!
+            why = "urgent: the fastest qualified destination, whatever its cost"
+        } else if let best = preferred.min(by: better) {
+            winner = best
+            why = "\(prefer.map(Self.kindName) ?? "") preferred, and within the \(Self.format(target)) s target"
+        } else if let best = withinTarget.min(by: better) {
+            winner = best
+            why =
+                prefer == nil
+                ? "the fastest within the \(Self.format(target)) s target"
+                : "no \(Self.kindName(prefer!)) destination within the \(Self.format(target)) s target: overflow"
+        } else {
+            winner = candidates.min(by: better)!
+            why = "none within the \(Self.format(target)) s target: the fastest within the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum"
+        }
+        let id = self.destinations[winner.index].id
+        if let position = verdicts.firstIndex(where: { $0.destinationID == id }) {
+            verdicts[position].kind = .chosen
+            verdicts[position].text = "chosen: \(why); predicted \(Self.format(winner.prediction.seconds)) s"
+        }
+        return Decision(chosen: winner.index, prediction: winner.prediction, verdicts: verdicts, nextOpening: nil)
+    }
+
+    static func kindName(_ kind: Destination.Kind) -> String {
+        kind == .inHouse ? "in-house" : "partner"
+    }
+
+    static func format(_ seconds: Double) -> String {
+        let tenths = (seconds * 10).rounded() / 10
+        return tenths == tenths.rounded() ? "\(Int(tenths))" : "\(tenths)"
+    }
+}

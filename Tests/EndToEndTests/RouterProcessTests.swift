@@ -1,0 +1,204 @@
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import BatonTestKit
+import Foundation
+import SwiftProtobuf
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The router process over its socket: routes, bad input, reloads, and decisions and reservations that survive a
+/// kill -9.
+@Suite("Router process")
+struct RouterProcessTests {
+    /// Always open, so that the tests do not depend on the day they run.
+    static let destinations = """
+        destinations:
+          - id: billing-in-house
+            kind: in_house
+            skills: [billing, refunds]
+            certifications: [pci]
+            transfer: sip:billing@pbx.example
+            agents: 2
+            average_handle_s: 420
+            context: live
+          - id: partner-bpo
+            kind: partner
+            skills: [billing, refunds]
+            certifications: [pci]
+            transfer: sip:overflow@bpo.example
+            agents: 3
+            average_handle_s: 480
+            cost_per_min: 0.5
+            context: live
+        """
+
+    struct Running {
+        let directory: TemporaryDirectory
+        var process: ServiceProcess
+        var client: RPCClient
+
+        var socket: String { self.directory.appending("var/run/router.sock") }
+
+        func call<Request: Message, Reply: Message>(
+            _ method: String,
+            _ request: Request,
+            as reply: Reply.Type
+        ) async throws -> Reply {
+            try await self.client.unary(
+                "/baton.routing.v1.Router/\(method)",
+                request,
+                as: Reply.self,
+                options: CallOptions(timeout: .seconds(10))
+            )
+        }
+
+        func route(_ handoff: String) async throws -> Baton_Routing_V1_RouteReply {
+            var request = Baton_Routing_V1_RouteRequest()
+            request.callID = "call-\(handoff)"
+            request.handoffID = handoff
+            request.category = "payment"
+            request.skills = ["billing"]
+            return try await self.call("Route", request, as: Baton_Routing_V1_RouteReply.self)
+        }
+
+        func list() async throws -> Baton_Routing_V1_ListDestinationsReply {
+            try await self.call(
+                "ListDestinations",
+                Baton_Routing_V1_ListDestinationsRequest(),
+                as: Baton_Routing_V1_ListDestinationsReply.self
+            )
+        }
+
+        static func launch(in directory: TemporaryDirectory) async throws -> (ServiceProcess, RPCClient) {
+            let process = try ServiceProcess.start(
+                "router",
+                workingDirectory: directory.path,
+                logPath: directory.appending("log")
+            )
+            let socket = directory.appending("var/run/router.sock")
+            try await process.waitUntilServing(socketPath: socket)
+            return (process, RPCClient(socketPath: socket))
+        }
+
+        func stop() async {
+            await self.client.close()
+            self.process.stop()
+            self.directory.remove()
+        }
+    }
+
+    static func start() async throws -> Running {
+        let directory = try TemporaryDirectory()
+        mkdir(directory.appending("config"), 0o755)
+        try SupervisorTests.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
+        let (process, client) = try await Running.launch(in: directory)
+        return Running(directory: directory, process: process, client: client)
+    }
+
+    @Test("decisions and open reservations survive kill -9 and a restart")
+    func killAndRestart() async throws {
+        var running = try await Self.start()
+        do {
+            let first = try await running.route("h-1")
+            let second = try await running.route("h-2")
+            #expect(first.outcome == .routed && first.destinationID == "billing-in-house")
+            var accept = Baton_Routing_V1_AcceptRequest()
+            accept.reservationID = second.reservationID
+            _ = try await running.call("Accept", accept, as: Baton_Routing_V1_ReservationReply.self)
+
+            running.process.signal(SIGKILL)
+            #expect(await running.process.waitForExit() != nil)
+            await running.client.close()
+            (running.process, running.client) = try await Running.launch(in: running.directory)
+
+            var explain = Baton_Routing_V1_ExplainRequest()
+            explain.handoffID = "h-1"
+            let explained = try await running.call("Explain", explain, as: Baton_Routing_V1_ExplainReply.self)
+            #expect(explained.decisions == [first])
+            #expect(explained.reservations.map(\.state) == [.held])
+            let inHouse = try #require(try await running.list().destinations.first)
+            #expect(inHouse.heldReservations == 1 && inHouse.acceptedReservations == 1)
+            // Both in-house agents are still taken: the next handoff overflows.
+            #expect(try await running.route("h-3").destinationID == "partner-bpo")
+        } catch {
+            Issue.record("\(error)\n\(running.process.output)")
+        }
+        await running.stop()
+    }
+
+    @Test("bad input: INVALID_ARGUMENT or NOT_FOUND naming the field")
+    func badInput() async throws {
+        let running = try await Self.start()
+        do {
+            var route = Baton_Routing_V1_RouteRequest()
+            route.handoffID = "h-1"
+            let empty = await #expect(throws: RPCError.self) {
+                try await running.call("Route", route, as: Baton_Routing_V1_RouteReply.self)
+            }
+            #expect(empty?.code == .invalidArgument && empty?.message.contains("call_id") == true)
+            var update = Baton_Routing_V1_UpdateAvailabilityRequest()
+            update.destinationID = "nowhere"
+            let unknown = await #expect(throws: RPCError.self) {
+                try await running.call("UpdateAvailability", update, as: Baton_Routing_V1_DestinationState.self)
+            }
+            #expect(unknown?.code == .notFound && unknown?.message.contains("'nowhere'") == true)
+            update.destinationID = "partner-bpo"
+            update.queueLength = -3
+            let negative = await #expect(throws: RPCError.self) {
+                try await running.call("UpdateAvailability", update, as: Baton_Routing_V1_DestinationState.self)
+            }
+            #expect(negative?.code == .invalidArgument && negative?.message.contains("queue_length is -3") == true)
+            var explain = Baton_Routing_V1_ExplainRequest()
+            explain.handoffID = "never-routed"
+            let none = await #expect(throws: RPCError.self) {
+                try await running.call("Explain", explain, as: Baton_Routing_V1_ExplainReply.self)
+            }
+            #expect(none?.code == .notFound)
+        }
+        await running.stop()
+    }
+
+    @Test("an invalid destinations.yaml is refused on reload; the previous configuration keeps serving")
+    func reload() async throws {
+        let running = try await Self.start()
+        do {
+            let file = running.directory.appending("config/destinations.yaml")
+            try SupervisorTests.write(Self.destinations.replacingFirst("agents: 2", with: "agents: lots"), to: file)
+            let refused = try await running.call(
+                "Reload",
+                Baton_Routing_V1_ReloadRequest(),
+                as: Baton_Routing_V1_ReloadReply.self
+            )
+            #expect(refused.problems.map(\.line) == [7])
+            #expect(refused.problems.first?.message == "agents must be a number, not 'lots'")
+            #expect(try await running.list().destinations.first?.agents == 2)
+            try SupervisorTests.write(Self.destinations.replacingFirst("agents: 2", with: "agents: 7"), to: file)
+            running.process.signal(SIGHUP)
+            #expect(try await eventually(within: .seconds(10)) { try await running.list().destinations.first?.agents == 7 })
+        }
+        await running.stop()
+    }
+
+    @Test("batonctl call router Route takes and prints JSON")
+    func batonctlCall() async throws {
+        let running = try await Self.start()
+        do {
+            let result = try await ServiceProcess.run(
+                path: ServiceProcess.productsDirectory + "/batonctl",
+                arguments: [
+                    "call", "router", "Route",
+                    #"{"callId": "c-1", "handoffId": "h-1", "category": "payment", "skills": ["refunds"]}"#,
+                ],
+                in: running.directory
+            )
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains(#""destinationId":"billing-in-house""#))
+            #expect(result.output.contains(#""transferAddress":"sip:billing@pbx.example""#))
+        }
+        await running.stop()
+    }
+}

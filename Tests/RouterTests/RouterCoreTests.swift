@@ -1,0 +1,194 @@
+import BatonProto
+import BatonRPC
+import BatonTestKit
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import Router
+
+/// A clock the test moves by hand.
+final class TestClock: Sendable {
+    private let time = Mutex(moment("2026-11-25 12:00", in: "UTC"))
+
+    var now: Date { self.time.withLock { $0 } }
+
+    func advance(_ seconds: Double) {
+        self.time.withLock { $0 = $0.addingTimeInterval(seconds) }
+    }
+}
+
+/// A RouterCore on a real SQLite file in a temporary directory, reopened as a restarted process would.
+struct Harness {
+    static let yaml = """
+        policy:
+          reservation_timeout_s: 30
+        destinations:
+          - id: in-house
+            kind: in_house
+            skills: [billing]
+            transfer: sip:in@example
+            agents: 3
+            average_handle_s: 600
+            context: live
+          - id: partner
+            kind: partner
+            skills: [billing]
+            transfer: sip:partner@example
+            agents: 5
+            average_handle_s: 600
+            context: live
+        """
+
+    let directory: TemporaryDirectory
+    let clock = TestClock()
+
+    init(yaml: String = Self.yaml) throws {
+        self.directory = try TemporaryDirectory()
+        try yaml.write(toFile: self.directory.appending("destinations.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    func open() throws -> RouterCore {
+        var logger = Logger(label: "router-test")
+        logger.logLevel = .critical
+        let clock = self.clock
+        return try RouterCore(
+            file: self.directory.appending("destinations.yaml"),
+            database: self.directory.appending("router.sqlite"),
+            logger: logger,
+            now: { clock.now }
+        )
+    }
+}
+
+func routeRequest(_ handoff: String, urgent: Bool = false) -> Baton_Routing_V1_RouteRequest {
+    var request = Baton_Routing_V1_RouteRequest()
+    request.callID = "call-\(handoff)"
+    request.handoffID = handoff
+    request.category = "judgement"
+    request.skills = ["billing"]
+    request.priority = urgent ? .urgent : .normal
+    return request
+}
+
+@Suite("Router reservations")
+struct RouterCoreTests {
+    @Test("1,000 concurrent routes never over-commit a destination, and the rest hear NO_DESTINATION")
+    func concurrentRoutes() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let replies = try await withThrowingTaskGroup(of: Baton_Routing_V1_RouteReply.self) { group in
+            for index in 0..<1000 {
+                group.addTask { try await core.route(routeRequest("h-\(index)")) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        let routed = replies.filter { $0.outcome == .routed }
+        #expect(routed.count == 8)  // 3 in-house agents and 5 partner agents; a queued caller would wait 200 s+
+        #expect(routed.count { $0.destinationID == "in-house" } == 3)
+        #expect(routed.count { $0.destinationID == "partner" } == 5)
+        #expect(Set(routed.map(\.reservationID)).count == 8)
+        #expect(replies.count { $0.outcome == .noDestination } == 992)
+        let listed = core.list().destinations
+        #expect(listed.map(\.heldReservations) == [3, 5])
+    }
+
+    @Test("accept, release and a repeated Route: capacity is held, then freed")
+    func acceptAndRelease() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let first = try await core.route(routeRequest("h-1"))
+        #expect(first.outcome == .routed && first.destinationID == "in-house" && first.attempt == 1)
+        #expect(try await core.route(routeRequest("h-1")) == first)  // a retry gets the same decision
+        let accepted = try await core.accept(first.reservationID)
+        #expect(accepted.state == .accepted)
+        #expect(core.list().destinations[0].acceptedReservations == 1)
+        let released = try await core.release(first.reservationID, outcome: .connected)
+        #expect(released.state == .released && released.detail == "connected")
+        #expect(core.list().destinations[0].acceptedReservations == 0)
+        await #expect(throws: RPCError.self) { try await core.accept(first.reservationID) }
+        let unknown = await #expect(throws: RPCError.self) { try await core.accept("rsv-nope") }
+        #expect(unknown?.code == .notFound)
+        let unset = await #expect(throws: RPCError.self) { try await core.release("rsv-nope", outcome: .unspecified) }
+        #expect(unset?.code == .invalidArgument)
+    }
+
+    @Test("decline frees the capacity and re-routes at once, never back to who declined")
+    func decline() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let first = try await core.route(routeRequest("h-1"))
+        let second = try await core.decline(first.reservationID, reason: "agent stepped away")
+        #expect(second.outcome == .routed && second.destinationID == "partner" && second.attempt == 2)
+        #expect(second.reasons.first { $0.destinationID == "in-house" }?.text == "declined this handoff")
+        #expect(core.list().destinations.map(\.heldReservations) == [0, 1])
+        let third = try await core.decline(second.reservationID, reason: "")
+        #expect(third.outcome == .noDestination && third.attempt == 3)
+        let explained = try await core.explain("h-1")
+        #expect(explained.decisions.map(\.attempt) == [1, 2, 3])
+        #expect(explained.reservations.map(\.state) == [.declined, .declined])
+        #expect(explained.reservations.first?.detail == "declined: agent stepped away")
+    }
+
+    @Test("a reservation neither accepted nor released in time expires and frees its capacity")
+    func expiry() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let reply = try await core.route(routeRequest("h-1"))
+        harness.clock.advance(29.9)
+        #expect(try await core.expire() == 0)
+        harness.clock.advance(0.2)
+        #expect(try await core.expire() == 1)
+        #expect(core.list().destinations[0].heldReservations == 0)
+        let failed = await #expect(throws: RPCError.self) { try await core.accept(reply.reservationID) }
+        #expect(failed?.code == .failedPrecondition)
+        #expect(failed?.message.contains("expired") == true)
+    }
+
+    @Test("availability: validated, counted while fresh, stale after its maximum age")
+    func availability() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        var update = Baton_Routing_V1_UpdateAvailabilityRequest()
+        update.destinationID = "in-house"
+        update.agentsReady = 0
+        update.agentsBusy = 3
+        let state = try core.updateAvailability(update)
+        #expect(state.freeAgents == 0 && !state.availability.stale)
+        // The in-house team reports nobody free: the partner takes the handoff.
+        #expect(try await core.route(routeRequest("h-1")).destinationID == "partner")
+        harness.clock.advance(61)
+        #expect(core.list().destinations[0].availability.stale)
+        #expect(try await core.route(routeRequest("h-2")).destinationID == "in-house")  // own bookkeeping: 3 free
+        update.agentsBusy = -1
+        let negative = #expect(throws: RPCError.self) { try core.updateAvailability(update) }
+        #expect(negative?.message == "agents_busy is -1; expected a count of zero or more")
+        update.destinationID = "elsewhere"
+        update.agentsBusy = 0
+        #expect((#expect(throws: RPCError.self) { try core.updateAvailability(update) })?.code == .notFound)
+    }
+
+    @Test("decisions and open reservations survive reopening the database")
+    func restart() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        var core: RouterCore? = try harness.open()
+        let held = try await core!.route(routeRequest("h-1"))
+        let accepted = try await core!.route(routeRequest("h-2"))
+        _ = try await core!.accept(accepted.reservationID)
+        core = nil
+        let reopened = try harness.open()
+        #expect(reopened.list().destinations[0].heldReservations == 1)
+        #expect(reopened.list().destinations[0].acceptedReservations == 1)
+        #expect(try await reopened.explain("h-1").decisions == [held])
+        #expect(try await reopened.route(routeRequest("h-1")) == held)
+        _ = try await reopened.release(held.reservationID, outcome: .abandoned)
+        #expect(reopened.list().destinations[0].heldReservations == 0)
+    }
+}
