@@ -42,7 +42,7 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
                 handoffs += 1
             }
         }
-        let seconds = Self.seconds(clock.now - started)
+        let seconds = Benchmarking.seconds(clock.now - started)
         print(
             "in process: \(Int(Double(self.inProcess) / seconds)) evaluations/s on one core "
                 + "(\(handoffs * 100 / self.inProcess)% hand off)"
@@ -55,20 +55,10 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
         let empty = fopen(directory + "/config/workflows/empty.yaml", "w")
         fputs("id: empty\nversion: 1\npersona: no gates\nsteps: []\ndefault_skills: [general]\ngates: []\n", empty)
         fclose(empty)
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let executable = String(decoding: buffer.prefix(max(0, count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let pid = try Self.spawn(
-            [
-                executable, "--run-dir", directory + "/run", "--config-dir", directory + "/config", "--log-level",
-                "error",
-            ]
+        let pid = try Benchmarking.spawnSelf(
+            ["--run-dir", directory + "/run", "--config-dir", directory + "/config", "--log-level", "error"]
         )
-        defer {
-            kill(pid, SIGTERM)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-        }
+        defer { Benchmarking.stop(pid) }
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let client = RPCClient(socketPath: directory + "/run/gate-evaluator.sock", logger: logger)
@@ -116,35 +106,7 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
     }
 
     func rate(_ client: RPCClient, _ call: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {
-        let perCaller = self.calls / self.inFlight
-        let clock = ContinuousClock()
-        let started = clock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for caller in 0..<self.inFlight {
-                group.addTask(executorPreference: client.taskExecutor) {
-                    for index in 0..<perCaller {
-                        try await call(caller * perCaller + index)
-                    }
-                }
-            }
-            try await group.waitForAll()
-        }
-        return Double(perCaller * self.inFlight) / Self.seconds(clock.now - started)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    static func spawn(_ arguments: [String]) throws -> pid_t {
-        var pid: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let result = posix_spawn(&pid, arguments[0], nil, nil, argv, environ)
-        guard result == 0 else {
-            throw ValidationError("cannot start \(arguments[0]): \(String(cString: strerror(result)))")
-        }
-        return pid
+        try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client, call).perSecond
     }
 
     /// A 20-gate workflow of the shapes real ones have: intents, slot thresholds, phrases, steps, and nesting.

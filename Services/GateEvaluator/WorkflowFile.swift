@@ -248,7 +248,10 @@ struct WorkflowFile {
                 test = .isIn(values)
             default:
                 guard value.scalar != nil, let limit = value.float, value.bool == nil else {
-                    self.yaml.report(at: value, "\(word) compares numbers, but \(YAMLReader.show(value)) is not a number")
+                    self.yaml.report(
+                        at: value,
+                        "\(word) compares numbers, but \(YAMLReader.show(value)) is not a number"
+                    )
                     return nil
                 }
                 test =

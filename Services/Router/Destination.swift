@@ -81,6 +81,23 @@ struct Hours: Equatable, Sendable {
             "\(self.year)-\(Self.two(self.month))-\(Self.two(self.day))"
         }
 
+        /// The civil date `days` after 1970-01-01 (Howard Hinnant's days-to-civil algorithm).
+        init(daysSinceEpoch days: Int) {
+            let shifted = days + 719_468
+            let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+            let dayOfEra = shifted - era * 146_097
+            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+            let monthIndex = (5 * dayOfYear + 2) / 153
+            self.day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+            self.month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+            self.year = yearOfEra + era * 400 + (self.month <= 2 ? 1 : 0)
+        }
+
+        init(year: Int, month: Int, day: Int) {
+            (self.year, self.month, self.day) = (year, month, day)
+        }
+
         static func two(_ number: Int) -> String {
             number < 10 ? "0\(number)" : "\(number)"
         }
@@ -105,29 +122,32 @@ struct Hours: Equatable, Sendable {
         guard !self.ranges.isEmpty else {
             return true
         }
-        let calendar = self.calendar
-        let local = calendar.dateComponents([.year, .month, .day, .hour, .minute, .weekday], from: date)
-        let today = Day(year: local.year!, month: local.month!, day: local.day!)
-        let weekday = Self.isoWeekday(local.weekday!)
-        let minute = local.hour! * 60 + local.minute!
-        let yesterdayDate = calendar.date(byAdding: .day, value: -1, to: date)!
-        let yesterdayParts = calendar.dateComponents([.year, .month, .day], from: yesterdayDate)
-        let yesterday = Day(year: yesterdayParts.year!, month: yesterdayParts.month!, day: yesterdayParts.day!)
+        // Local time by arithmetic on the zone's offset at `date`: a Calendar costs microseconds per call, and
+        // a decision asks this of every destination.
+        let local = Int((date.timeIntervalSince1970).rounded(.down)) + self.timeZone.secondsFromGMT(for: date)
+        let days = Int((Double(local) / 86_400).rounded(.down))
+        let minute = (local - days * 86_400) / 60
+        let weekday = Self.isoWeekday(daysSinceEpoch: days)
         let yesterdayWeekday = weekday == 1 ? 7 : weekday - 1
         for range in self.ranges {
             let overnight = range.closes <= range.opens
-            if range.days.contains(weekday), !self.closedDates.contains(today), minute >= range.opens,
-                overnight || minute < range.closes
+            if range.days.contains(weekday), minute >= range.opens, overnight || minute < range.closes,
+                self.closedDates.isEmpty || !self.closedDates.contains(Day(daysSinceEpoch: days))
             {
                 return true
             }
-            if overnight, range.days.contains(yesterdayWeekday), !self.closedDates.contains(yesterday),
-                minute < range.closes
+            if overnight, range.days.contains(yesterdayWeekday), minute < range.closes,
+                self.closedDates.isEmpty || !self.closedDates.contains(Day(daysSinceEpoch: days - 1))
             {
                 return true
             }
         }
         return false
+    }
+
+    /// 1 = Monday ... 7 = Sunday; 1970-01-01 was a Thursday.
+    private static func isoWeekday(daysSinceEpoch days: Int) -> Int {
+        ((days % 7 + 7) % 7 + 3) % 7 + 1
     }
 
     /// The first moment after `date` (within two weeks) at which the destination opens, or nil if it never does.

@@ -169,7 +169,7 @@ struct DestinationsFile {
         let contexts = Destination.Context.allCases.map(\.rawValue)
         let context =
             fields["context"] == nil
-            ? .none
+            ? Destination.Context.none
             : self.yaml.choice(fields["context"], "context", of: contexts, in: node).flatMap(Destination.Context.init)
         guard self.yaml.problems.count == problemsBefore, let id, let kind, let transfer, let handle, let context
         else {

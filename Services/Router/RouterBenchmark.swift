@@ -1,13 +1,159 @@
 import ArgumentParser
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import Foundation
+import Logging
 
-/// `router benchmark`: decisions per second with 50 destinations, in process and over the socket.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `router benchmark`: route decisions per second with 50 destinations: deciding alone in process, durable
+/// decisions in process (RouterCore on a SQLite file), and durable decisions over the socket with p50/p99,
+/// beside Health/Check over the same socket in the same run.
 struct RouterBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
         abstract: "Measure route decisions per second (in process and over the socket); run by hand, not by the tests."
     )
 
+    @Option(help: "Decisions in process.") var inProcess = 200_000
+    @Option(help: "Calls over the socket, for Route and for the Health/Check baseline each.") var calls = 100_000
+    @Option(help: "Calls in flight.") var inFlight = 64
+
     func run() async throws {
-        throw ValidationError("not built yet")
+        let directory = "/tmp/baton-router-bench-\(getpid())"
+        for path in [directory, directory + "/config", directory + "/data", directory + "/inproc"] {
+            mkdir(path, 0o700)
+        }
+        defer { _ = system("rm -rf '\(directory)'") }
+        let yaml = Self.destinationsYAML()
+        try yaml.write(toFile: directory + "/config/destinations.yaml", atomically: true, encoding: .utf8)
+        let configuration = try DestinationsFile.parse(yaml, file: "bench.yaml")
+        let requests = (0..<1000).map(Self.request)
+        print("\(configuration.destinations.count) destinations; \(requests.count) handoff shapes, cycled")
+
+        // Deciding alone, one core.
+        let clock = ContinuousClock()
+        var started = clock.now
+        let now = Date()
+        var routed = 0
+        for index in 0..<self.inProcess {
+            let handoff = RouterCore.handoff(requests[index % requests.count])
+            if configuration.decide(handoff, live: { _ in LiveState() }, now: now).chosen != nil {
+                routed += 1
+            }
+        }
+        let decide = Double(self.inProcess) / Benchmarking.seconds(clock.now - started)
+        print(
+            "in process, deciding only: \(Int(decide)) decisions/s on one core (\(routed * 100 / self.inProcess)% routed)"
+        )
+
+        // Durable, in process.
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let core = try RouterCore(
+            file: directory + "/config/destinations.yaml",
+            database: directory + "/inproc/router.sqlite",
+            logger: logger
+        )
+        let perTask = self.inProcess / self.inFlight
+        started = clock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<self.inFlight {
+                group.addTask {
+                    for index in 0..<perTask {
+                        var request = requests[index % requests.count]
+                        request.handoffID = "p-\(task)-\(index)"
+                        _ = try await core.route(request)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let durable = Double(perTask * self.inFlight) / Benchmarking.seconds(clock.now - started)
+        print("in process, durable (\(self.inFlight) concurrent): \(Int(durable)) decisions/s")
+
+        // Over the socket.
+        let pid = try Benchmarking.spawnSelf([
+            "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--config-dir", directory + "/config",
+            "--log-level", "error",
+        ])
+        defer { Benchmarking.stop(pid) }
+        let client = RPCClient(socketPath: directory + "/run/router.sock", logger: logger)
+        _ = try await client.unary(
+            "/grpc.health.v1.Health/Check",
+            Grpc_Health_V1_HealthCheckRequest(),
+            as: Grpc_Health_V1_HealthCheckResponse.self,
+            options: CallOptions(timeout: .seconds(30), waitForReady: true)
+        )
+        let route = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { index in
+            var request = requests[index % requests.count]
+            request.handoffID = "s-\(index)"
+            _ = try await client.unary("/baton.routing.v1.Router/Route", request, as: Baton_Routing_V1_RouteReply.self)
+        }
+        let health = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { _ in
+            _ = try await client.unary(
+                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_HealthCheckRequest(),
+                as: Grpc_Health_V1_HealthCheckResponse.self
+            )
+        }
+        await client.close()
+        print(
+            "over the socket, \(self.inFlight) in flight: Route \(Int(route.perSecond)) durable decisions/s, "
+                + "p50 \(route.p50Microseconds) µs, p99 \(route.p99Microseconds) µs"
+        )
+        print(
+            "baseline, same socket and run: Health/Check \(Int(health.perSecond)) calls/s, "
+                + "p50 \(health.p50Microseconds) µs, p99 \(health.p99Microseconds) µs"
+        )
+    }
+
+    static let skillSets = [["billing"], ["billing", "refunds"], ["general"], ["bereavement"], ["payments"]]
+
+    static func request(_ index: Int) -> Baton_Routing_V1_RouteRequest {
+        var request = Baton_Routing_V1_RouteRequest()
+        request.callID = "call-\(index)"
+        request.category = ["payment", "grief", "judgement", "caller_request"][index % 4]
+        request.skills = Self.skillSets[index % Self.skillSets.count]
+        request.priority = index % 10 == 0 ? .urgent : .normal
+        request.briefSummary = "caller asks about a double charge on the November bill"
+        return request
+    }
+
+    /// 50 destinations: in-house teams and partners across time zones, with enough agents that the run does not
+    /// exhaust them (every decision reserves one).
+    static func destinationsYAML() -> String {
+        var text = """
+            policy:
+              categories:
+                payment: {requires: [pci]}
+                grief: {prefer: in_house, requires_live_context: true}
+            destinations:
+
+            """
+        let zones = ["Europe/Dublin", "America/New_York", "Asia/Manila", "Europe/Berlin", "America/Los_Angeles"]
+        for index in 0..<50 {
+            let skills = (Self.skillSets[index % 5] + Self.skillSets[(index + 2) % 5]).joined(separator: ", ")
+            text += """
+                  - id: destination-\(index)
+                    kind: \(index % 3 == 0 ? "partner" : "in_house")
+                    skills: [\(skills), general]
+                    certifications: [\(index % 2 == 0 ? "pci" : "iso27001")]
+                    hours:
+                      time_zone: \(zones[index % zones.count])
+                      open:
+                        - {days: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", to: "24:00"}
+                    transfer: sip:team-\(index)@example
+                    agents: 1000000
+                    average_handle_s: \(300 + index * 7)
+                    cost_per_min: \(Double(index % 7) / 4 + 0.5)
+                    context: \(index % 4 == 0 ? "none" : "live")
+
+                """
+        }
+        return text
     }
 }

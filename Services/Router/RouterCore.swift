@@ -148,7 +148,9 @@ final class RouterCore: Sendable {
                 state.modified = loaded.modified
                 state.problems = []
             }
-            self.logger.info("router: reloaded \(loaded.configuration.destinations.count) destinations from \(self.file)")
+            self.logger.info(
+                "router: reloaded \(loaded.configuration.destinations.count) destinations from \(self.file)"
+            )
             return []
         } catch let error as InvalidConfigFile {
             self.state.withLock { state in
@@ -176,7 +178,8 @@ final class RouterCore: Sendable {
     func route(_ request: Baton_Routing_V1_RouteRequest) async throws -> Baton_Routing_V1_RouteReply {
         let handoff = Self.handoff(request)
         let now = self.now()
-        let made = self.state.withLock { state -> (reply: Baton_Routing_V1_RouteReply, reservation: Reservation?, repeated: Bool) in
+        let made = self.state.withLock {
+            state -> (reply: Baton_Routing_V1_RouteReply, reservation: Reservation?, repeated: Bool) in
             if let id = state.openByHandoff[handoff.handoffID], let open = state.open[id] {
                 return (open.reply, nil, true)
             }
@@ -197,7 +200,12 @@ final class RouterCore: Sendable {
         now: Date
     ) -> (Baton_Routing_V1_RouteReply, Reservation?) {
         let live = state.live
-        let decision = state.configuration.decide(handoff, live: { live[$0] ?? LiveState() }, now: now, excluded: excluded)
+        let decision = state.configuration.decide(
+            handoff,
+            live: { live[$0] ?? LiveState() },
+            now: now,
+            excluded: excluded
+        )
         var reply = Baton_Routing_V1_RouteReply()
         reply.handoffID = handoff.handoffID
         reply.callID = handoff.callID
@@ -270,7 +278,10 @@ final class RouterCore: Sendable {
                 reply.attempt = UInt32((previous ?? 0) + 1)
                 try db.execute(
                     sql: "INSERT INTO decisions (handoff_id, attempt, decided_at, reply) VALUES (?, ?, ?, ?)",
-                    arguments: [reply.handoffID, reply.attempt, reply.decidedAtUnixMs, Data(try reply.serializedBytes() as [UInt8])]
+                    arguments: [
+                        reply.handoffID, reply.attempt, reply.decidedAtUnixMs,
+                        Data(try reply.serializedBytes() as [UInt8]),
+                    ]
                 )
                 if let reservation {
                     try db.execute(
@@ -283,7 +294,8 @@ final class RouterCore: Sendable {
                             reservation.id, reservation.handoff.handoffID, reservation.destinationID,
                             reservation.state.rawValue, Self.milliseconds(reservation.createdAt),
                             Self.milliseconds(reservation.expiresAt), Data(try request.serializedBytes() as [UInt8]),
-                            reservation.excluded.sorted().joined(separator: ","), Data(try reply.serializedBytes() as [UInt8]),
+                            reservation.excluded.sorted().joined(separator: ","),
+                            Data(try reply.serializedBytes() as [UInt8]),
                         ]
                     )
                 }
@@ -353,7 +365,8 @@ final class RouterCore: Sendable {
 
     func decline(_ id: String, reason: String) async throws -> Baton_Routing_V1_RouteReply {
         let now = self.now()
-        let made = self.state.withLock { state -> (declined: Reservation, reply: Baton_Routing_V1_RouteReply, next: Reservation?)? in
+        let made = self.state.withLock {
+            state -> (declined: Reservation, reply: Baton_Routing_V1_RouteReply, next: Reservation?)? in
             guard let declined = Self.remove(id, from: &state) else {
                 return nil
             }
@@ -454,7 +467,9 @@ final class RouterCore: Sendable {
 
     // MARK: - Availability and listing
 
-    func updateAvailability(_ request: Baton_Routing_V1_UpdateAvailabilityRequest) throws -> Baton_Routing_V1_DestinationState {
+    func updateAvailability(
+        _ request: Baton_Routing_V1_UpdateAvailabilityRequest
+    ) throws -> Baton_Routing_V1_DestinationState {
         guard !request.destinationID.isEmpty else {
             throw RPCError.invalidArgument("destination_id is empty; expected a destination of destinations.yaml")
         }
@@ -538,7 +553,11 @@ final class RouterCore: Sendable {
         return reply
     }
 
-    private static func describe(_ destination: Destination, in state: State, now: Date) -> Baton_Routing_V1_DestinationState {
+    private static func describe(
+        _ destination: Destination,
+        in state: State,
+        now: Date
+    ) -> Baton_Routing_V1_DestinationState {
         let live = state.live[destination.id] ?? LiveState()
         let prediction = Prediction(destination: destination, live: live, policy: state.configuration.policy, now: now)
         var message = Baton_Routing_V1_DestinationState()
@@ -582,8 +601,12 @@ final class RouterCore: Sendable {
             live[reservation.destinationID, default: LiveState()].held += sign
         case .accepted:
             if sign > 0 {
-                live[reservation.destinationID, default: LiveState()].accepted.append(reservation.acceptedAt ?? .distantPast)
-            } else if let index = live[reservation.destinationID]?.accepted.firstIndex(of: reservation.acceptedAt ?? .distantPast) {
+                live[reservation.destinationID, default: LiveState()].accepted.append(
+                    reservation.acceptedAt ?? .distantPast
+                )
+            } else if let index = live[reservation.destinationID]?.accepted.firstIndex(
+                of: reservation.acceptedAt ?? .distantPast
+            ) {
                 live[reservation.destinationID]?.accepted.remove(at: index)
             }
         default:

@@ -131,7 +131,9 @@ extension RoutingConfiguration {
             }
             let missingSkills = handoff.skills.filter { !destination.skills.contains($0) }
             if !missingSkills.isEmpty {
-                problems.append("lacks skill\(missingSkills.count == 1 ? "" : "s") \(missingSkills.joined(separator: ", "))")
+                problems.append(
+                    "lacks skill\(missingSkills.count == 1 ? "" : "s") \(missingSkills.joined(separator: ", "))"
+                )
             }
             let missingCertifications = rule.requires.subtracting(destination.certifications)
             if !missingCertifications.isEmpty {
@@ -152,17 +154,26 @@ extension RoutingConfiguration {
                 problems.append("closed now")
             }
             guard problems.isEmpty else {
-                verdicts.append(Verdict(destinationID: destination.id, kind: .filtered, text: problems.joined(separator: "; ")))
+                verdicts.append(
+                    Verdict(destinationID: destination.id, kind: .filtered, text: problems.joined(separator: "; "))
+                )
                 continue
             }
-            let prediction = Prediction(destination: destination, live: live(destination.id), policy: self.policy, now: now)
+            let prediction = Prediction(
+                destination: destination,
+                live: live(destination.id),
+                policy: self.policy,
+                now: now
+            )
             guard prediction.seconds <= self.policy.maxLiveHumanSeconds else {
-                let predicted = prediction.seconds.isFinite ? "\(Self.format(prediction.seconds)) s" : "no agent staffed, so never"
+                let predicted =
+                    prediction.seconds.isFinite ? "\(Self.format(prediction.seconds)) s" : "no agent staffed, so never"
                 verdicts.append(
                     Verdict(
                         destinationID: destination.id,
                         kind: .filtered,
-                        text: "predicted \(predicted), over the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum",
+                        text:
+                            "predicted \(predicted), over the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum",
                         prediction: prediction
                     )
                 )
@@ -173,7 +184,8 @@ extension RoutingConfiguration {
                 Verdict(
                     destinationID: destination.id,
                     kind: .candidate,
-                    text: "qualified; predicted \(Self.format(prediction.seconds)) s\(prediction.stale ? " (availability stale: own bookkeeping)" : "")",
+                    text:
+                        "qualified; predicted \(Self.format(prediction.seconds)) s\(prediction.stale ? " (availability stale: own bookkeeping)" : "")",
                     prediction: prediction
                 )
             )
@@ -182,7 +194,8 @@ extension RoutingConfiguration {
             return Decision(chosen: nil, prediction: nil, verdicts: verdicts, nextOpening: nextOpening)
         }
         // Fastest first; then the preferred kind, the lower cost, the earlier in the file.
-        func better(_ left: (index: Int, prediction: Prediction), _ right: (index: Int, prediction: Prediction)) -> Bool {
+        func better(_ left: (index: Int, prediction: Prediction), _ right: (index: Int, prediction: Prediction)) -> Bool
+        {
             let (a, b) = (self.destinations[left.index], self.destinations[right.index])
             if left.prediction.seconds != right.prediction.seconds {
                 return left.prediction.seconds < right.prediction.seconds
@@ -214,7 +227,8 @@ extension RoutingConfiguration {
                 : "no \(Self.kindName(prefer!)) destination within the \(Self.format(target)) s target: overflow"
         } else {
             winner = candidates.min(by: better)!
-            why = "none within the \(Self.format(target)) s target: the fastest within the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum"
+            why =
+                "none within the \(Self.format(target)) s target: the fastest within the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum"
         }
         let id = self.destinations[winner.index].id
         if let position = verdicts.firstIndex(where: { $0.destinationID == id }) {

@@ -51,26 +51,29 @@ public final class Store: Sendable {
     /// by `body` rolls back only `body`'s changes.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            let write = Write(run: { db in
-                let result: Result<T, any Error>
-                do {
-                    var value: T?
-                    try db.inSavepoint {
-                        value = try body(db)
-                        return .commit
+            let write = Write(
+                run: { db in
+                    let result: Result<T, any Error>
+                    do {
+                        var value: T?
+                        try db.inSavepoint {
+                            value = try body(db)
+                            return .commit
+                        }
+                        result = .success(value!)
+                    } catch {
+                        result = .failure(error)
                     }
-                    result = .success(value!)
-                } catch {
-                    result = .failure(error)
-                }
-                return { commitError in
-                    if let commitError {
-                        continuation.resume(throwing: commitError)
-                    } else {
-                        continuation.resume(with: result)
+                    return { commitError in
+                        if let commitError {
+                            continuation.resume(throwing: commitError)
+                        } else {
+                            continuation.resume(with: result)
+                        }
                     }
-                }
-            }, fail: { continuation.resume(throwing: $0) })
+                },
+                fail: { continuation.resume(throwing: $0) }
+            )
             let start = self.pending.withLock { pending in
                 pending.writes.append(write)
                 defer { pending.committing = true }

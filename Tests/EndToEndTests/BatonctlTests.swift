@@ -20,7 +20,7 @@ struct BatonctlTests {
 
     @Test("status, restart, stop, start and health against a running supervisor")
     func commands() async throws {
-        let procfile = "router: \(ServiceProcess.productsDirectory)/router\nsleeper: sleep 1000\n"
+        let procfile = "metrics-collector: \(ServiceProcess.productsDirectory)/metrics-collector\nsleeper: sleep 1000\n"
         let running = try await SupervisorTests.start(procfile: procfile)
         var pids: [Int32] = []
         do {
@@ -31,13 +31,13 @@ struct BatonctlTests {
             #expect(status.status == 0, "\(status.output)")
             let lines = status.output.split(separator: "\n")
             #expect(lines.first?.hasPrefix("NAME") == true)
-            #expect(lines.contains { $0.hasPrefix("router ") && $0.contains("READY") })
+            #expect(lines.contains { $0.hasPrefix("metrics-collector ") && $0.contains("READY") })
 
             let json = try await self.run(["status", "--json"], in: running)
             #expect(json.output.contains("\"name\":\"sleeper\""))
             #expect(json.output.contains("\"state\":\"READY\""))
 
-            let restarted = try await self.run(["restart", "router"], in: running)
+            let restarted = try await self.run(["restart", "metrics-collector"], in: running)
             #expect(restarted.status == 0)
             #expect(restarted.output.contains("READY"), "restart waits until the process is READY: \(restarted.output)")
             pids += try await running.status().values.map(\.pid)
@@ -45,7 +45,7 @@ struct BatonctlTests {
             let health = try await self.run(["health"], in: running)
             #expect(health.status == 0, "\(health.output)")
             let healthLines = health.output.split(separator: "\n")
-            #expect(healthLines.contains { $0.hasPrefix("router ") && $0.hasSuffix(" SERVING") })
+            #expect(healthLines.contains { $0.hasPrefix("metrics-collector ") && $0.hasSuffix(" SERVING") })
             #expect(healthLines.contains { $0.hasPrefix("supervisor ") && $0.hasSuffix(" SERVING") })
 
             let stopped = try await self.run(["stop", "sleeper"], in: running)
@@ -101,10 +101,12 @@ struct BatonctlTests {
 
     @Test("call: any method with JSON in and out, streaming, and each error")
     func call() async throws {
-        let running = try await SupervisorTests.start(procfile: "router: \(ServiceProcess.productsDirectory)/router\n")
+        let running = try await SupervisorTests.start(
+            procfile: "metrics-collector: \(ServiceProcess.productsDirectory)/metrics-collector\n"
+        )
         var pids: [Int32] = []
         do {
-            #expect(await running.waitFor { $0["router"]?.state == .ready })
+            #expect(await running.waitFor { $0["metrics-collector"]?.state == .ready })
             pids = try await running.status().values.map(\.pid)
 
             let list = try await self.run(["call", "supervisor", "--list"], in: running)
@@ -115,11 +117,14 @@ struct BatonctlTests {
                         + "returns (stream baton.supervisor.v1.LogLine)"
                 )
             )
-            let check = try await self.run(["call", "router", "grpc.health.v1.Health.Check", "{}"], in: running)
+            let check = try await self.run(
+                ["call", "metrics-collector", "grpc.health.v1.Health.Check", "{}"],
+                in: running
+            )
             #expect(check.status == 0)
             #expect(check.output == "{\"status\":\"SERVING\"}\n")
             let status = try await self.run(["call", "supervisor", "Status"], in: running)  // stdin is empty: {}
-            #expect(status.output.hasPrefix("{\"processes\":[{\"name\":\"router\",\"state\":\"READY\""))
+            #expect(status.output.hasPrefix("{\"processes\":[{\"name\":\"metrics-collector\",\"state\":\"READY\""))
 
             let unknownField = try await self.run(["call", "supervisor", "Stop", "{\"nme\":\"router\"}"], in: running)
             #expect(unknownField.status == 2)
@@ -127,16 +132,20 @@ struct BatonctlTests {
             let malformed = try await self.run(["call", "supervisor", "Stop", "{name"], in: running)
             #expect(malformed.status == 2)
             #expect(malformed.output.contains("the request is not valid JSON for baton.supervisor.v1.ProcessRequest"))
-            let unknownMethod = try await self.run(["call", "router", "Route"], in: running)
+            let unknownMethod = try await self.run(["call", "metrics-collector", "Route"], in: running)
             #expect(unknownMethod.status == 2)
-            #expect(unknownMethod.output.contains("router has no method 'Route'; batonctl call router --list"))
+            #expect(
+                unknownMethod.output.contains(
+                    "metrics-collector has no method 'Route'; batonctl call metrics-collector --list"
+                )
+            )
             let failed = try await self.run(["call", "supervisor", "Stop", "{\"name\":\"nobody\"}"], in: running)
             #expect(failed.status == 1)
             #expect(failed.output.contains("NOT_FOUND: no process named 'nobody'"))
 
             let watch = try ServiceProcess.start(
                 path: self.batonctl,
-                arguments: ["call", "router", "Watch"],
+                arguments: ["call", "metrics-collector", "Watch"],
                 workingDirectory: running.directory.path,
                 logPath: running.directory.appending("watch.log")
             )
@@ -164,11 +173,13 @@ struct BatonctlTests {
         )
         let health = try await ServiceProcess.run(
             path: self.batonctl,
-            arguments: ["health", "router"],
+            arguments: ["health", "metrics-collector"],
             environment: ["BATON_RUN_DIR": "run"],
             in: directory
         )
         #expect(health.status == 1)
-        #expect(health.output.contains("router  UNAVAILABLE: cannot connect to 'run/router.sock'"))
+        #expect(
+            health.output.contains("metrics-collector  UNAVAILABLE: cannot connect to 'run/metrics-collector.sock'")
+        )
     }
 }

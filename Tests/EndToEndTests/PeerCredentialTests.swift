@@ -44,12 +44,12 @@ struct PeerCredentialTests {
         chmod(directory.path, 0o711)
         let batonHealth = try await CClientTests.buildBatonHealth(into: directory)
         let service = try ServiceProcess.start(
-            "router",
+            "metrics-collector",
             workingDirectory: directory.path,
             logPath: directory.appending("service.log")
         )
         defer { service.stop() }
-        let socket = directory.appending("var/run/router.sock")
+        let socket = directory.appending("var/run/metrics-collector.sock")
         try await service.waitUntilServing(socketPath: socket)
 
         // Without a capability, the socket's mode 0600 already keeps nobody out.
@@ -87,13 +87,13 @@ struct PeerCredentialTests {
         let gid = group.pointee.gr_gid
         let batonHealth = try await CClientTests.buildBatonHealth(into: directory)
         let service = try ServiceProcess.start(
-            "router",
+            "metrics-collector",
             environment: ["BATON_SOCKET_GROUP": "nogroup"],
             workingDirectory: directory.path,
             logPath: directory.appending("service.log")
         )
         defer { service.stop() }
-        let socket = directory.appending("var/run/router.sock")
+        let socket = directory.appending("var/run/metrics-collector.sock")
         try await service.waitUntilServing(socketPath: socket)
         #expect(self.mode(of: socket) == (0o660, gid))
         #expect(self.mode(of: directory.appending("var/run")) == (0o710, gid))

@@ -57,7 +57,7 @@ struct ProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let process = try ServiceProcess.start(
-            "router",
+            "metrics-collector",
             environment: [
                 "BATON_RUN_DIR": directory.appending("sockets"), "BATON_DATA_DIR": directory.appending("db"),
             ],
@@ -65,7 +65,7 @@ struct ProcessTests {
             logPath: directory.appending("log")
         )
         defer { process.stop() }
-        try await process.waitUntilServing(socketPath: directory.appending("sockets/router.sock"))
+        try await process.waitUntilServing(socketPath: directory.appending("sockets/metrics-collector.sock"))
         #expect(self.exists(directory.appending("db")))
         process.signal(SIGINT)
         #expect(await process.waitForExit() == 0)
@@ -76,16 +76,16 @@ struct ProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let first = try ServiceProcess.start(
-            "router",
+            "metrics-collector",
             workingDirectory: directory.path,
             logPath: directory.appending("first.log")
         )
         defer { first.stop() }
-        let socket = directory.appending("var/run/router.sock")
+        let socket = directory.appending("var/run/metrics-collector.sock")
         try await first.waitUntilServing(socketPath: socket)
 
         let second = try ServiceProcess.start(
-            "router",
+            "metrics-collector",
             workingDirectory: directory.path,
             logPath: directory.appending("second.log")
         )
@@ -93,7 +93,9 @@ struct ProcessTests {
         let status = await second.waitForExit()
         #expect(status != nil && status != 0)
         let lines = second.output.split(separator: "\n")
-        #expect(lines.contains { $0.contains("another process is already serving on 'var/run/router.sock'") })
+        #expect(
+            lines.contains { $0.contains("another process is already serving on 'var/run/metrics-collector.sock'") }
+        )
         #expect(lines.count == 1, "expected one line, got: \(second.output)")
 
         try await first.waitUntilServing(socketPath: socket, within: .seconds(5))
@@ -207,9 +209,9 @@ struct ProcessTests {
     func badSetting(arguments: [String], environment: [String: String], message: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let router = ServiceProcess.productsDirectory + "/router"
+        let executable = ServiceProcess.productsDirectory + "/metrics-collector"
         let result = try await ServiceProcess.run(
-            path: router,
+            path: executable,
             arguments: arguments,
             environment: environment,
             in: directory
@@ -223,8 +225,12 @@ struct ProcessTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         fclose(fopen(directory.appending("taken"), "w"))
-        let router = ServiceProcess.productsDirectory + "/router"
-        let result = try await ServiceProcess.run(path: router, arguments: ["--run-dir", "taken/run"], in: directory)
+        let executable = ServiceProcess.productsDirectory + "/metrics-collector"
+        let result = try await ServiceProcess.run(
+            path: executable,
+            arguments: ["--run-dir", "taken/run"],
+            in: directory
+        )
         #expect(result.status == 1)
         #expect(result.output.contains("run directory 'taken/run': './taken' exists and is not a directory"))
     }

@@ -178,7 +178,9 @@ struct RouterProcessTests {
             #expect(try await running.list().destinations.first?.agents == 2)
             try SupervisorTests.write(Self.destinations.replacingFirst("agents: 2", with: "agents: 7"), to: file)
             running.process.signal(SIGHUP)
-            #expect(try await eventually(within: .seconds(10)) { try await running.list().destinations.first?.agents == 7 })
+            #expect(
+                try await eventually(within: .seconds(10)) { try await running.list().destinations.first?.agents == 7 }
+            )
         }
         await running.stop()
     }

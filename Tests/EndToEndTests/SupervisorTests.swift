@@ -115,17 +115,17 @@ struct SupervisorTests {
         return text.split(separator: ")").last?.trimmingPrefix(" ").first == "Z"
     }
 
-    var router: String { ServiceProcess.productsDirectory + "/router" }
+    var service: String { ServiceProcess.productsDirectory + "/metrics-collector" }
 
     @Test("a process that always crashes backs off and goes FATAL after 5 tries while the others stay READY")
     func crashLoopGoesFatal() async throws {
-        let running = try await Self.start(procfile: "router: \(self.router)\ncrasher: sh -c 'exit 3'\n")
+        let running = try await Self.start(procfile: "metrics-collector: \(self.service)\ncrasher: sh -c 'exit 3'\n")
         var pids: [Int32] = []
         do {
             #expect(await running.waitFor { $0["crasher"]?.state == .fatal })
             let status = try await running.status()
             pids = status.values.map(\.pid)
-            #expect(status["router"]?.state == .ready)
+            #expect(status["metrics-collector"]?.state == .ready)
             #expect(status["crasher"]?.lastExit == "exit status 3")
             #expect(status["crasher"]?.lastError.contains("exited 5 times in a row") == true)
             #expect(status["crasher"]?.restarts == 4)
@@ -144,7 +144,7 @@ struct SupervisorTests {
     @Test("restart of one process gives it a new pid; the others keep theirs, and its clients reconnect")
     func restartOne() async throws {
         let procfile =
-            "router: \(self.router)\ngate-evaluator: \(ServiceProcess.productsDirectory)/gate-evaluator "
+            "metrics-collector: \(self.service)\ngate-evaluator: \(ServiceProcess.productsDirectory)/gate-evaluator "
             + "--config-dir \(ServiceProcess.repositoryDirectory)/config\n"
         let running = try await Self.start(procfile: procfile)
         var pids: [Int32] = []
@@ -152,9 +152,9 @@ struct SupervisorTests {
             #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
             let before = try await running.status()
             pids = before.values.map(\.pid)
-            let routerClient = RPCClient(socketPath: running.directory.appending("var/run/router.sock"))
+            let serviceClient = RPCClient(socketPath: running.directory.appending("var/run/metrics-collector.sock"))
             let check = {
-                try await routerClient.unary(
+                try await serviceClient.unary(
                     "/grpc.health.v1.Health/Check",
                     Grpc_Health_V1_HealthCheckRequest(),
                     as: Grpc_Health_V1_HealthCheckResponse.self,
@@ -163,16 +163,16 @@ struct SupervisorTests {
             }
             #expect(try await check() == .serving)
 
-            let restarted = try await running.call("Restart", "router")
-            #expect(restarted.map(\.name) == ["router"])
-            #expect(await running.waitFor { $0["router"]?.state == .ready })
+            let restarted = try await running.call("Restart", "metrics-collector")
+            #expect(restarted.map(\.name) == ["metrics-collector"])
+            #expect(await running.waitFor { $0["metrics-collector"]?.state == .ready })
             let after = try await running.status()
             pids += after.values.map(\.pid)
-            #expect(after["router"]?.pid != before["router"]?.pid)
+            #expect(after["metrics-collector"]?.pid != before["metrics-collector"]?.pid)
             #expect(after["gate-evaluator"]?.pid == before["gate-evaluator"]?.pid)
-            #expect(!Self.alive(before["router"]!.pid))
+            #expect(!Self.alive(before["metrics-collector"]!.pid))
             #expect(try await check() == .serving, "the same client object reconnects by itself")
-            await routerClient.close()
+            await serviceClient.close()
 
             let error = await #expect(throws: RPCError.self) { try await running.call("Restart", "nobody") }
             #expect(error?.code == .notFound)
@@ -217,7 +217,7 @@ struct SupervisorTests {
 
     @Test("SIGTERM to the supervisor: exit 0, no child left running, socket removed")
     func sigtermStopsEverything() async throws {
-        let running = try await Self.start(procfile: "router: \(self.router)\nsleeper: sleep 1000\n")
+        let running = try await Self.start(procfile: "metrics-collector: \(self.service)\nsleeper: sleep 1000\n")
         #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
         let pids = try await running.status().values.map(\.pid)
         #expect(pids.count == 2 && pids.allSatisfy(Self.alive))
@@ -245,7 +245,7 @@ struct SupervisorTests {
 
     @Test("SIGKILL to the supervisor: no child left running within 2 s")
     func sigkillTakesChildrenAlong() async throws {
-        let running = try await Self.start(procfile: "router: \(self.router)\nsleeper: sleep 1000\n")
+        let running = try await Self.start(procfile: "metrics-collector: \(self.service)\nsleeper: sleep 1000\n")
         #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
         let pids = try await running.status().values.map(\.pid)
         running.process.signal(SIGKILL)

@@ -81,7 +81,9 @@ struct DestinationsFileTests {
         let error = try #require(throws: InvalidConfigFile.self) {
             try DestinationsFile.parse(Self.valid + "\n" + list, file: "d.yaml")
         }
-        #expect(error.problems.map(\.message) == ["duplicate destination id 'in-house' (first on line 6); ids are unique"])
+        #expect(
+            error.problems.map(\.message) == ["duplicate destination id 'in-house' (first on line 6); ids are unique"]
+        )
         #expect(error.problems.first?.line == 19)
     }
 }

@@ -83,8 +83,10 @@ struct HoursTests {
         #expect(nights.isOpen(at: moment("2026-11-28 05:59", in: "Asia/Manila")))
         #expect(!nights.isOpen(at: moment("2026-11-28 06:00", in: "Asia/Manila")))
         #expect(!nights.isOpen(at: moment("2026-11-27 03:00", in: "Asia/Manila")))  // Friday early: Thursday not listed
-        #expect(nights.nextOpening(after: moment("2026-11-28 07:00", in: "Asia/Manila"))
-            == moment("2026-12-04 22:00", in: "Asia/Manila"))
+        #expect(
+            nights.nextOpening(after: moment("2026-11-28 07:00", in: "Asia/Manila"))
+                == moment("2026-12-04 22:00", in: "Asia/Manila")
+        )
     }
 }
 
@@ -111,7 +113,10 @@ struct DecisionTests {
         var policy = Policy()
         policy.categories["payment"] = CategoryRule(requires: ["pci"])
         policy.categories["grief"] = CategoryRule(requiresLiveContext: true)
-        let closed = Hours(timeZone: TimeZone(identifier: "UTC")!, ranges: [Hours.Range(days: [7], opens: 0, closes: 60)])
+        let closed = Hours(
+            timeZone: TimeZone(identifier: "UTC")!,
+            ranges: [Hours.Range(days: [7], opens: 0, closes: 60)]
+        )
         let destinations = [
             destination("no-skill", skills: ["general"]),
             destination("no-pci", certifications: []),
@@ -167,7 +172,10 @@ struct DecisionTests {
 
     @Test("over the maximum is filtered; nobody left is NO_DESTINATION with the next opening")
     func noDestination() {
-        let opensAt14 = Hours(timeZone: TimeZone(identifier: "UTC")!, ranges: [Hours.Range(days: [3], opens: 14 * 60, closes: 18 * 60)])
+        let opensAt14 = Hours(
+            timeZone: TimeZone(identifier: "UTC")!,
+            ranges: [Hours.Range(days: [3], opens: 14 * 60, closes: 18 * 60)]
+        )
         let destinations = [
             destination("full", agents: 1, handle: 600),
             destination("later", .partner, hours: opensAt14),
@@ -184,11 +192,21 @@ struct DecisionTests {
     func staleAvailability() {
         let destinations = [destination("team", agents: 4, handle: 40)]
         let report = Availability(agentsReady: 0, agentsBusy: 4, queueLength: 1, at: self.now.addingTimeInterval(-10))
-        let fresh = Prediction(destination: destinations[0], live: LiveState(availability: report), policy: Policy(), now: self.now)
+        let fresh = Prediction(
+            destination: destinations[0],
+            live: LiveState(availability: report),
+            policy: Policy(),
+            now: self.now
+        )
         #expect(fresh.fromReport && !fresh.stale)
         #expect(fresh.seconds == 3 + 2 * 40 / 4)  // one queued ahead, then this caller
         let old = Availability(agentsReady: 0, agentsBusy: 4, queueLength: 1, at: self.now.addingTimeInterval(-61))
-        let stale = Prediction(destination: destinations[0], live: LiveState(availability: old), policy: Policy(), now: self.now)
+        let stale = Prediction(
+            destination: destinations[0],
+            live: LiveState(availability: old),
+            policy: Policy(),
+            now: self.now
+        )
         #expect(stale.stale && !stale.fromReport)
         #expect(stale.seconds == 3)  // 4 agents, no reservations of its own
     }

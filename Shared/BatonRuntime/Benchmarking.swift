@@ -1,0 +1,75 @@
+public import BatonRPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the services' `benchmark` subcommands share: timing, concurrent callers, and a copy of the running
+/// executable as the server.
+public enum Benchmarking {
+    /// Calls per second and latency percentiles of one concurrent run.
+    public struct Rate: Sendable {
+        public var perSecond: Double
+        public var p50Microseconds: Int
+        public var p99Microseconds: Int
+    }
+
+    public static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// Runs `calls` calls of `call` (given the call's index), `inFlight` at a time on the client's executor.
+    public static func rate(
+        calls: Int,
+        inFlight: Int,
+        client: RPCClient,
+        _ call: @escaping @Sendable (Int) async throws -> Void
+    ) async throws -> Rate {
+        let perCaller = calls / inFlight
+        let clock = ContinuousClock()
+        let started = clock.now
+        let latencies = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for caller in 0..<inFlight {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    var latencies: [Int] = []
+                    latencies.reserveCapacity(perCaller)
+                    for index in 0..<perCaller {
+                        let start = clock.now
+                        try await call(caller * perCaller + index)
+                        latencies.append(Int(Self.seconds(clock.now - start) * 1e6))
+                    }
+                    return latencies
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }.sorted()
+        }
+        let elapsed = Self.seconds(clock.now - started)
+        return Rate(
+            perSecond: Double(latencies.count) / elapsed,
+            p50Microseconds: latencies[latencies.count / 2],
+            p99Microseconds: latencies[latencies.count * 99 / 100]
+        )
+    }
+
+    /// Starts this same executable with `arguments` (the server side of a benchmark).
+    public static func spawnSelf(_ arguments: [String]) throws -> Int32 {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let executable = String(decoding: buffer.prefix(max(0, count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var pid: pid_t = 0
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let result = posix_spawn(&pid, executable, nil, nil, argv, environ)
+        guard result == 0 else {
+            throw ConfigurationError("cannot start \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// Stops a process started by ``spawnSelf(_:)`` and waits for it.
+    public static func stop(_ pid: Int32) {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}
