@@ -426,13 +426,13 @@ final class RouterCore: Sendable {
         guard !id.isEmpty else {
             return RPCError.invalidArgument("reservation_id is empty; expected the id Route returned")
         }
-        let row = try await self.store.pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT state, detail FROM reservations WHERE id = ?", arguments: [id])
+        let stored = try await self.store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT state FROM reservations WHERE id = ?", arguments: [id])
         }
-        guard let row else {
+        guard let stored else {
             return RPCError.notFound("no reservation '\(id)'")
         }
-        let state = Baton_Routing_V1_Reservation.State(rawValue: row["state"]) ?? .unspecified
+        let state = Baton_Routing_V1_Reservation.State(rawValue: stored) ?? .unspecified
         return RPCError(
             code: .failedPrecondition,
             message: "reservation '\(id)' is \(Self.name(state)) already; expected a held reservation"
