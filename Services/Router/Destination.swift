@@ -68,18 +68,10 @@ struct Hours: Equatable, Sendable {
     }
 
     /// A local calendar date.
-    struct Day: Hashable, Sendable, Comparable, CustomStringConvertible {
+    struct Day: Hashable, Sendable {
         var year: Int
         var month: Int
         var day: Int
-
-        static func < (lhs: Day, rhs: Day) -> Bool {
-            (lhs.year, lhs.month, lhs.day) < (rhs.year, rhs.month, rhs.day)
-        }
-
-        var description: String {
-            "\(self.year)-\(Self.two(self.month))-\(Self.two(self.day))"
-        }
 
         /// The civil date `days` after 1970-01-01 (Howard Hinnant's days-to-civil algorithm).
         init(daysSinceEpoch days: Int) {
@@ -97,18 +89,14 @@ struct Hours: Equatable, Sendable {
         init(year: Int, month: Int, day: Int) {
             (self.year, self.month, self.day) = (year, month, day)
         }
-
-        static func two(_ number: Int) -> String {
-            number < 10 ? "0\(number)" : "\(number)"
-        }
     }
 
     var timeZone: TimeZone
     var ranges: [Range] = []
     var closedDates: Set<Day> = []
 
-    static func always(in timeZone: TimeZone = TimeZone(identifier: "UTC")!) -> Hours {
-        Hours(timeZone: timeZone)
+    static func always() -> Hours {
+        Hours(timeZone: TimeZone(identifier: "UTC")!)
     }
 
     private var calendar: Calendar {

@@ -401,12 +401,16 @@ final class RouterCore: Sendable {
         guard !expired.isEmpty else {
             return 0
         }
-        for var reservation in expired {
-            reservation.state = .expired
-            self.logger.info("router: reservation \(reservation.id) at \(reservation.destinationID) expired unaccepted")
-            let ended = reservation
-            try await self.store.write { db in
-                try Self.update(ended, in: db, endedAt: now, detail: "not accepted or released in time")
+        let ended = expired.map { reservation in
+            var ended = reservation
+            ended.state = .expired
+            self.logger.info("router: reservation \(ended.id) at \(ended.destinationID) expired unaccepted")
+            return ended
+        }
+        // One write for all of them: one commit, whatever the number.
+        try await self.store.write { db in
+            for reservation in ended {
+                try Self.update(reservation, in: db, endedAt: now, detail: "not accepted or released in time")
             }
         }
         return expired.count
