@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Shared/: libraries every process uses. Nothing here imports a service.
@@ -160,7 +161,17 @@ let package = Package(
         ),
         .executableTarget(
             name: "MetricsCollector",
-            dependencies: ["BatonRuntime"],
+            dependencies: [
+                "BatonRuntime",
+                "BatonRPC",
+                "BatonProto",
+                "BatonStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Services/MetricsCollector",
             swiftSettings: swiftSettings
         ),
@@ -230,6 +241,12 @@ let package = Package(
             name: "RouterTests",
             dependencies: ["Router", "BatonRuntime", "BatonStore", "BatonTestKit"],
             path: "Tests/RouterTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MetricsCollectorTests",
+            dependencies: ["MetricsCollector", "BatonRuntime", "BatonStore", "BatonTestKit"],
+            path: "Tests/MetricsCollectorTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -14,8 +14,12 @@ import Glibc
 struct Batonctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "batonctl",
-        abstract: "Control and inspect a running Baton: its processes (through the supervisor) and their health.",
-        subcommands: [Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self, Call.self]
+        abstract:
+            "Control and inspect a running Baton: its processes (through the supervisor), their health, and the handoff figures.",
+        subcommands: [
+            Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self, Report.self, Metrics.self,
+            Call.self,
+        ]
     )
 }
 

@@ -167,12 +167,24 @@ enum MethodCatalog {
         ),
     ]
 
+    static let metrics: [Method] = [
+        ("Record", Baton_Metrics_V1_RecordRequest.self, Baton_Metrics_V1_RecordReply.self),
+        ("RecordBatch", Baton_Metrics_V1_RecordBatchRequest.self, Baton_Metrics_V1_RecordReply.self),
+        ("Summary", Baton_Metrics_V1_SummaryRequest.self, Baton_Metrics_V1_SummaryReply.self),
+        ("ListHandoffs", Baton_Metrics_V1_ListHandoffsRequest.self, Baton_Metrics_V1_ListHandoffsReply.self),
+        ("GetHandoff", Baton_Metrics_V1_GetHandoffRequest.self, Baton_Metrics_V1_Handoff.self),
+        ("Export", Baton_Metrics_V1_ExportRequest.self, Baton_Metrics_V1_ExportReply.self),
+    ].map { name, request, reply in
+        Method(path: "/baton.metrics.v1.MetricsCollector/\(name)", request: request, reply: reply, streaming: false)
+    }
+
     /// The methods `process` serves; every Baton process serves at least Health.
     static func methods(of process: String) -> [Method] {
         switch process {
         case "supervisor": self.health + self.supervisor
         case "gate-evaluator": self.health + self.gates
         case "router": self.health + self.router
+        case "metrics-collector": self.health + self.metrics
         default: self.health
         }
     }

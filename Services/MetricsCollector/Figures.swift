@@ -1,0 +1,102 @@
+import BatonProto
+import Histogram
+
+/// The figures of a set of handoffs, accumulated one assessed handoff at a time.
+struct FiguresBuilder {
+    private(set) var total: UInt64 = 0
+    private(set) var handoffs: UInt64 = 0
+    private(set) var failovers: UInt64 = 0
+    private(set) var inProgress: UInt64 = 0
+    private(set) var repeats: UInt64 = 0
+    /// Time-to-context-ready and time-to-live-human, in ms.
+    private(set) var contextReady = Self.histogram()
+    private(set) var liveHuman = Self.histogram()
+    /// Sums of the recorded times, ms, for Prometheus' `_sum`.
+    private(set) var contextReadySum: Int64 = 0
+    private(set) var liveHumanSum: Int64 = 0
+    /// Time-to-live-human counts by `Bucket` raw value (0: not greeted).
+    private(set) var buckets = [UInt64](repeating: 0, count: 6)
+    /// Time-to-context-ready counts by the same bounds (index 0: under 4 s, 4: over 20 s).
+    private(set) var contextReadyBuckets = [UInt64](repeating: 0, count: 5)
+    /// Counts by `FailoverReason` raw value.
+    private(set) var reasons = [UInt64](repeating: 0, count: 7)
+
+    /// Times over a day are recorded as a day: a handoff that long is lost whatever its exact figure.
+    static let highestMs: UInt64 = 86_400_000
+
+    /// Three significant digits: a percentile is within 0.1% of the exact value.
+    static func histogram() -> Histogram<UInt64> {
+        Histogram(
+            lowestDiscernibleValue: 1,
+            highestTrackableValue: Self.highestMs,
+            numberOfSignificantValueDigits: .three
+        )
+    }
+
+    mutating func add(_ assessment: Assessment) {
+        self.total += 1
+        switch assessment.classification {
+        case .handoff: self.handoffs += 1
+        case .failover: self.failovers += 1
+        default: self.inProgress += 1
+        }
+        self.repeats += UInt64(assessment.repeats)
+        if let time = assessment.timeToContextReadyMs {
+            self.contextReady.record(min(UInt64(time), Self.highestMs))
+            self.contextReadySum += time
+            self.contextReadyBuckets[Assessment.bucket(time).rawValue - 1] += 1
+        }
+        if let time = assessment.timeToLiveHumanMs {
+            self.liveHuman.record(min(UInt64(time), Self.highestMs))
+            self.liveHumanSum += time
+        }
+        self.buckets[assessment.bucket.rawValue] += 1
+        // In progress, the reasons so far are not yet a failover's.
+        if assessment.classification == .failover {
+            for reason in assessment.reasons {
+                self.reasons[reason.rawValue] += 1
+            }
+        }
+    }
+
+    var message: Baton_Metrics_V1_Figures {
+        var figures = Baton_Metrics_V1_Figures()
+        figures.handoffsTotal = self.total
+        figures.handoffs = self.handoffs
+        figures.failovers = self.failovers
+        figures.inProgress = self.inProgress
+        figures.timeToContextReady = Self.percentiles(self.contextReady)
+        figures.timeToLiveHuman = Self.percentiles(self.liveHuman)
+        figures.repeats = self.repeats
+        figures.repeatsPerHandoff = self.total == 0 ? 0 : Double(self.repeats) / Double(self.total)
+        figures.buckets.notGreeted = self.buckets[0]
+        figures.buckets.under4S = self.buckets[1]
+        figures.buckets.from4To6S = self.buckets[2]
+        figures.buckets.from6To8S = self.buckets[3]
+        figures.buckets.from8To20S = self.buckets[4]
+        figures.buckets.over20S = self.buckets[5]
+        figures.topFailoverReasons = self.reasons.enumerated()
+            .filter { $0.element > 0 }
+            .sorted { ($0.element, $1.offset) > ($1.element, $0.offset) }
+            .map { reason, count in
+                var counted = Baton_Metrics_V1_ReasonCount()
+                counted.reason = .init(rawValue: reason) ?? .unspecified
+                counted.count = count
+                return counted
+            }
+        return figures
+    }
+
+    static func percentiles(_ histogram: Histogram<UInt64>) -> Baton_Metrics_V1_Percentiles {
+        var percentiles = Baton_Metrics_V1_Percentiles()
+        percentiles.count = histogram.totalCount
+        guard histogram.totalCount > 0 else {
+            return percentiles
+        }
+        percentiles.p50Ms = UInt32(histogram.valueAtPercentile(50))
+        percentiles.p90Ms = UInt32(histogram.valueAtPercentile(90))
+        percentiles.p99Ms = UInt32(histogram.valueAtPercentile(99))
+        percentiles.maxMs = UInt32(histogram.maxRecorded)
+        return percentiles
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `metrics-collector benchmark`: durable events recorded per second over the socket, batched (100 per call)
+/// and one per call, with Health/Check over the same socket as the baseline; then Summary over the million-odd
+/// events stored by then, beside a ListHandoffs of one handoff as its baseline.
+struct MetricsBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "benchmark",
+        abstract: "Measure events recorded per second and Summary's time; run by hand, not by the tests."
+    )
+
+    @Option(help: "Events to record in batches (100 per call) over the socket.") var batched = 1_000_000
+    @Option(help: "Events to record one per call over the socket.") var unbatched = 100_000
+    @Option(help: "Calls in flight.") var inFlight = 64
+    @Option(help: "Summary calls to time.") var summaries = 20
+
+    func run() async throws {
+        let directory = "/tmp/baton-metrics-bench-\(getpid())"
+        defer { _ = system("rm -rf '\(directory)'") }
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let pid = try Benchmarking.spawnSelf([
+            "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--log-level", "error",
+        ])
+        defer { Benchmarking.stop(pid) }
+        let client = RPCClient(socketPath: directory + "/run/metrics-collector.sock", logger: logger)
+        _ = try await client.unary(
+            "/grpc.health.v1.Health/Check",
+            Grpc_Health_V1_HealthCheckRequest(),
+            as: Grpc_Health_V1_HealthCheckResponse.self,
+            options: CallOptions(timeout: .seconds(30), waitForReady: true)
+        )
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+
+        let batches = self.batched / 100
+        let batched = try await Benchmarking.rate(calls: batches, inFlight: self.inFlight, client: client) { index in
+            var request = Baton_Metrics_V1_RecordBatchRequest()
+            request.events = (0..<100).map { Self.event(index * 100 + $0, prefix: "b", now: now) }
+            let reply = try await client.unary(
+                "/baton.metrics.v1.MetricsCollector/RecordBatch",
+                request,
+                as: Baton_Metrics_V1_RecordReply.self
+            )
+            precondition(reply.recorded == 100, "a batch recorded \(reply.recorded) of 100 events")
+        }
+        print(
+            "RecordBatch (100 events per call), \(self.inFlight) in flight: \(Int(batched.perSecond * 100)) durable events/s, "
+                + "p50 \(batched.p50Microseconds) µs, p99 \(batched.p99Microseconds) µs per call"
+        )
+        let single = try await Benchmarking.rate(calls: self.unbatched, inFlight: self.inFlight, client: client) {
+            index in
+            var request = Baton_Metrics_V1_RecordRequest()
+            request.event = Self.event(index, prefix: "u", now: now)
+            _ = try await client.unary(
+                "/baton.metrics.v1.MetricsCollector/Record",
+                request,
+                as: Baton_Metrics_V1_RecordReply.self
+            )
+        }
+        print(
+            "Record (1 event per call), \(self.inFlight) in flight: \(Int(single.perSecond)) durable events/s, "
+                + "p50 \(single.p50Microseconds) µs, p99 \(single.p99Microseconds) µs"
+        )
+        let health = try await Benchmarking.rate(calls: self.unbatched, inFlight: self.inFlight, client: client) { _ in
+            _ = try await client.unary(
+                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_HealthCheckRequest(),
+                as: Grpc_Health_V1_HealthCheckResponse.self
+            )
+        }
+        print(
+            "baseline, same socket and run: Health/Check \(Int(health.perSecond)) calls/s, "
+                + "p50 \(health.p50Microseconds) µs, p99 \(health.p99Microseconds) µs"
+        )
+
+        var summary = Baton_Metrics_V1_SummaryRequest()
+        summary.groupBy = [.destination, .category]
+        var overall = Baton_Metrics_V1_Figures()
+        let summaryTimes = try await self.time(self.summaries) {
+            overall = try await client.unary(
+                "/baton.metrics.v1.MetricsCollector/Summary",
+                summary,
+                as: Baton_Metrics_V1_SummaryReply.self,
+                options: CallOptions(timeout: .seconds(60))
+            ).overall
+        }
+        var list = Baton_Metrics_V1_ListHandoffsRequest()
+        list.limit = 1
+        let listTimes = try await self.time(self.summaries) {
+            _ = try await client.unary(
+                "/baton.metrics.v1.MetricsCollector/ListHandoffs",
+                list,
+                as: Baton_Metrics_V1_ListHandoffsReply.self,
+                options: CallOptions(timeout: .seconds(60))
+            )
+        }
+        await client.close()
+        let events = self.batched + self.unbatched
+        print(
+            "Summary by destination and category over \(events) events (\(overall.handoffsTotal) handoffs): "
+                + "median \(summaryTimes.median) ms, max \(summaryTimes.max) ms"
+        )
+        print(
+            "baseline, the same scan without figures: ListHandoffs (limit 1) median \(listTimes.median) ms, "
+                + "max \(listTimes.max) ms"
+        )
+    }
+
+    /// Runs `call` `count` times, one after another; the median and the slowest, in ms.
+    private func time(_ count: Int, _ call: () async throws -> Void) async throws -> (median: Int, max: Int) {
+        let clock = ContinuousClock()
+        var times: [Int] = []
+        for _ in 0..<count {
+            let started = clock.now
+            try await call()
+            times.append(Int(Benchmarking.seconds(clock.now - started) * 1000))
+        }
+        times.sort()
+        return (times[times.count / 2], times.last ?? 0)
+    }
+
+    static let kinds: [Baton_Metrics_V1_EventKind] = [
+        .gateFired, .briefReady, .routed, .briefDelivered, .briefDisplayed, .transferStarted, .humanConnected,
+        .humanGreeted, .callerRepeated, .callEnded,
+    ]
+
+    /// Event `index`: ten per handoff, a realistic timeline with times spread over the last hour.
+    static func event(_ index: Int, prefix: String, now: Int64) -> Baton_Metrics_V1_Event {
+        let handoff = index / 10
+        let step = index % 10
+        var event = Baton_Metrics_V1_Event()
+        event.eventID = "\(prefix)-\(handoff)-\(step)"
+        event.handoffID = "\(prefix)-handoff-\(handoff)"
+        event.callID = "\(prefix)-call-\(handoff)"
+        // One handoff in five has the caller repeat a fact; the others have a second brief_delivered there.
+        event.kind = step == 8 && handoff % 5 != 0 ? .briefDelivered : Self.kinds[step]
+        let start = now - Int64(handoff * 7919 % 3_600_000)
+        event.atUnixMs = start + Int64(step) * Int64(300 + handoff % 900)
+        if step == 0 {
+            event.workflow = ["billing", "care", "claims"][handoff % 3]
+            event.gate = ["payment", "grief", "judgement", "legal"][handoff % 4]
+            event.category = event.gate
+            event.origin = handoff % 17 == 0 ? .undesigned : .designed
+        }
+        if step == 2 {
+            event.destination = "destination-\(handoff % 50)"
+            event.destinationKind = handoff % 3 == 0 ? "partner" : "in_house"
+        }
+        if event.kind == .callerRepeated {
+            event.repeatedSlot = "account_number"
+        }
+        return event
+    }
+}

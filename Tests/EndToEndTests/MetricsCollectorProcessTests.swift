@@ -1,0 +1,195 @@
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import BatonTestKit
+import Foundation
+import SwiftProtobuf
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The metrics collector process over its socket: bad input that stores nothing, events and figures that survive
+/// a kill -9, and batonctl report and metrics.
+@Suite("Metrics collector process")
+struct MetricsCollectorProcessTests {
+    struct Running {
+        let directory: TemporaryDirectory
+        var process: ServiceProcess
+        var client: RPCClient
+
+        func call<Request: Message, Reply: Message>(
+            _ method: String,
+            _ request: Request,
+            as reply: Reply.Type
+        ) async throws -> Reply {
+            try await self.client.unary(
+                "/baton.metrics.v1.MetricsCollector/\(method)",
+                request,
+                as: Reply.self,
+                options: CallOptions(timeout: .seconds(10))
+            )
+        }
+
+        static func launch(in directory: TemporaryDirectory) async throws -> (ServiceProcess, RPCClient) {
+            let process = try ServiceProcess.start(
+                "metrics-collector",
+                workingDirectory: directory.path,
+                logPath: directory.appending("log")
+            )
+            let socket = directory.appending("var/run/metrics-collector.sock")
+            try await process.waitUntilServing(socketPath: socket)
+            return (process, RPCClient(socketPath: socket))
+        }
+
+        func stop() async {
+            await self.client.close()
+            self.process.stop()
+            self.directory.remove()
+        }
+
+        func batonctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
+            try await ServiceProcess.run(
+                path: ServiceProcess.productsDirectory + "/batonctl",
+                arguments: arguments,
+                in: self.directory
+            )
+        }
+    }
+
+    static func start() async throws -> Running {
+        let directory = try TemporaryDirectory()
+        let (process, client) = try await Running.launch(in: directory)
+        return Running(directory: directory, process: process, client: client)
+    }
+
+    /// A handoff's events, the gate fired `ago` ms before now and the human greeting `greeted` ms after it.
+    static func handoff(_ id: String, greeted: Int64, ago: Int64 = 60_000) -> [Baton_Metrics_V1_Event] {
+        let start = Int64(Date().timeIntervalSince1970 * 1000) - ago
+        let steps: [(Baton_Metrics_V1_EventKind, Int64)] = [
+            (.gateFired, 0), (.briefDisplayed, 1_100), (.humanConnected, 2_000), (.humanGreeted, greeted),
+        ]
+        return steps.enumerated().map { index, step in
+            var event = Baton_Metrics_V1_Event()
+            event.eventID = "\(id)-\(index)"
+            event.handoffID = id
+            event.callID = "call-\(id)"
+            event.kind = step.0
+            event.atUnixMs = start + step.1
+            if step.0 == .gateFired {
+                event.workflow = "billing"
+                event.gate = "payment"
+                event.origin = .designed
+            }
+            if step.0 == .humanGreeted {
+                event.destination = id.hasPrefix("p") ? "northwind-bpo" : "billing-in-house"
+            }
+            return event
+        }
+    }
+
+    @Test("events and figures survive kill -9 and a restart; a retried batch is acknowledged, not counted again")
+    func killAndRestart() async throws {
+        var running = try await Self.start()
+        do {
+            var batch = Baton_Metrics_V1_RecordBatchRequest()
+            batch.events = Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
+            let recorded = try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+            #expect(recorded.recorded == 8 && recorded.duplicates == 0)
+            var summary = Baton_Metrics_V1_SummaryRequest()
+            summary.groupBy = [.destination]
+            let before = try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
+            #expect(before.overall.handoffs == 1 && before.overall.failovers == 1)
+
+            running.process.signal(SIGKILL)
+            #expect(await running.process.waitForExit() != nil)
+            await running.client.close()
+            (running.process, running.client) = try await Running.launch(in: running.directory)
+
+            let after = try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
+            #expect(after.overall == before.overall && after.groups == before.groups)
+            let again = try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+            #expect(again.recorded == 0 && again.duplicates == 8)
+            var get = Baton_Metrics_V1_GetHandoffRequest()
+            get.handoffID = "p-2"
+            let handoff = try await running.call("GetHandoff", get, as: Baton_Metrics_V1_Handoff.self)
+            #expect(handoff.classification == .failover && handoff.timeToLiveHumanMs == 11_000)
+            #expect(handoff.reasons.map(\.text) == ["greeted after 11 s (over 8 s)"])
+            #expect(handoff.timeline.map(\.kind) == [.gateFired, .briefDisplayed, .humanConnected, .humanGreeted])
+        } catch {
+            Issue.record("\(error)\n\(running.process.output)")
+        }
+        await running.stop()
+    }
+
+    @Test("an invalid event is INVALID_ARGUMENT naming it, and nothing of its batch is stored")
+    func badInput() async throws {
+        let running = try await Self.start()
+        do {
+            var batch = Baton_Metrics_V1_RecordBatchRequest()
+            batch.events = Self.handoff("h-1", greeted: 4_000)
+            batch.events[2].kind = .unspecified
+            let invalid = await #expect(throws: RPCError.self) {
+                try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+            }
+            #expect(invalid?.code == .invalidArgument)
+            #expect(invalid?.message.hasPrefix("events[2].kind is 0; expected") == true)
+            var get = Baton_Metrics_V1_GetHandoffRequest()
+            get.handoffID = "h-1"
+            let missing = await #expect(throws: RPCError.self) {
+                try await running.call("GetHandoff", get, as: Baton_Metrics_V1_Handoff.self)
+            }
+            #expect(missing?.code == .notFound)
+
+            var single = Baton_Metrics_V1_RecordRequest()
+            single.event = Self.handoff("h-2", greeted: 4_000)[0]
+            single.event.destinationKind = "bpo"
+            let kind = await #expect(throws: RPCError.self) {
+                try await running.call("Record", single, as: Baton_Metrics_V1_RecordReply.self)
+            }
+            #expect(kind?.message.hasPrefix("event.destination_kind is 'bpo'; expected in_house or partner") == true)
+            var summary = Baton_Metrics_V1_SummaryRequest()
+            summary.groupBy = [.unspecified]
+            let group = await #expect(throws: RPCError.self) {
+                try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
+            }
+            #expect(group?.code == .invalidArgument && group?.message.hasPrefix("group_by[0] is 0") == true)
+        }
+        await running.stop()
+    }
+
+    @Test("batonctl report draws the summary and the histogram; batonctl metrics prints the Prometheus text")
+    func batonctl() async throws {
+        let running = try await Self.start()
+        do {
+            var batch = Baton_Metrics_V1_RecordBatchRequest()
+            batch.events =
+                Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
+                + Self.handoff("old", greeted: 3_000, ago: 7_200_000)
+            _ = try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+
+            let report = try await running.batonctl(["report", "--window", "1h", "--by", "destination"])
+            #expect(report.status == 0, "\(report.output)")
+            #expect(report.output.contains("Handoffs started in the last 1h: 2"))
+            let lines = report.output.split(separator: "\n")
+            #expect(lines.contains { $0.hasPrefix("billing-in-house") && $0.contains(" 1 (100%) ") })
+            #expect(
+                lines.contains { $0.hasPrefix("  > 4-6 s") && $0.contains(" 1 #") && $0.hasSuffix("target window") }
+            )
+            #expect(lines.contains { $0.hasPrefix("    8-20 s") && $0.contains(" 1 #") })
+            #expect(lines.contains { $0.hasPrefix("  greeted late") })
+
+            let all = try await running.batonctl(["report", "--window", "all", "--json"])
+            #expect(all.status == 0 && all.output.contains(#""handoffsTotal":"3""#), "\(all.output)")
+            let bad = try await running.batonctl(["report", "--by", "colour"])
+            #expect(bad.status == 2 && bad.output.contains("--by 'colour' is not a grouping"))
+
+            let metrics = try await running.batonctl(["metrics"])
+            #expect(metrics.status == 0)
+            #expect(metrics.output.contains("baton_handoff_time_to_live_human_seconds_bucket{le=\"+Inf\"} 3\n"))
+            #expect(metrics.output.contains("baton_handoffs_total{classification=\"failover\"} 1\n"))
+        }
+        await running.stop()
+    }
+}
