@@ -239,7 +239,11 @@ let package = Package(
         ),
         .testTarget(
             name: "RouterTests",
-            dependencies: ["Router", "BatonRuntime", "BatonStore", "BatonTestKit"],
+            dependencies: [
+                "Router", "BatonRuntime", "BatonStore", "BatonTestKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "Tests/RouterTests",
             swiftSettings: swiftSettings
         ),

@@ -8,15 +8,15 @@ struct RouterAPI: Sendable {
     var methods: RPCMethods {
         var methods = RPCMethods()
         let core = self.core
-        methods.unary("/baton.routing.v1.Router/Route") {
-            (request: Baton_Routing_V1_RouteRequest, _) -> Baton_Routing_V1_RouteReply in
+        // Route and Decline answer a RouteReply that the core encoded once, for the store and the reply.
+        methods.unaryEncoded("/baton.routing.v1.Router/Route") { (request: Baton_Routing_V1_RouteRequest, _) in
             guard !request.callID.isEmpty else {
                 throw RPCError.invalidArgument("call_id is empty; expected the call's id")
             }
             guard !request.handoffID.isEmpty else {
                 throw RPCError.invalidArgument("handoff_id is empty; expected the handoff's id")
             }
-            return try await core.route(request)
+            return try await core.routeEncoded(request).encoded
         }
         methods.unary("/baton.routing.v1.Router/Accept") {
             (request: Baton_Routing_V1_AcceptRequest, _) -> Baton_Routing_V1_ReservationReply in
@@ -24,9 +24,8 @@ struct RouterAPI: Sendable {
             reply.reservation = try await core.accept(request.reservationID)
             return reply
         }
-        methods.unary("/baton.routing.v1.Router/Decline") {
-            (request: Baton_Routing_V1_DeclineRequest, _) -> Baton_Routing_V1_RouteReply in
-            try await core.decline(request.reservationID, reason: request.reason)
+        methods.unaryEncoded("/baton.routing.v1.Router/Decline") { (request: Baton_Routing_V1_DeclineRequest, _) in
+            try await core.declineEncoded(request.reservationID, reason: request.reason).encoded
         }
         methods.unary("/baton.routing.v1.Router/Release") {
             (request: Baton_Routing_V1_ReleaseRequest, _) -> Baton_Routing_V1_ReservationReply in

@@ -38,7 +38,17 @@ final class RouterCore: Sendable {
         var live: [String: LiveState] = [:]
         var open: [String: Reservation] = [:]
         var openByHandoff: [String: String] = [:]
+        /// ``RoutingConfiguration/fixedProblems(category:skills:)`` by handoff shape, for this configuration.
+        var fixed: [FixedKey: [String?]] = [:]
     }
+
+    private struct FixedKey: Hashable {
+        var category: String
+        var skills: [String]
+    }
+
+    /// Handoff shapes whose fixed problems are kept; past this many, the kept ones are dropped and kept anew.
+    private static let fixedShapes = 4096
 
     let store: Store
     let file: String
@@ -78,6 +88,23 @@ final class RouterCore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v2: a reservation names its decision") { db in
+            // A reservation's reply is its decision's: rows from v1 keep their own copy, later rows leave it empty.
+            // It is found through its decision, whose ids only grow, so that the index grows at its end instead of
+            // touching a random page of a handoff index on every insert. A v1 reservation was made by the last
+            // decision for its handoff at the moment it was created.
+            try db.execute(
+                sql: """
+                    ALTER TABLE reservations ADD COLUMN decision_id INTEGER REFERENCES decisions(id);
+                    UPDATE reservations SET decision_id = (
+                        SELECT MAX(d.id) FROM decisions d
+                        WHERE d.handoff_id = reservations.handoff_id AND d.decided_at = reservations.created_at
+                    );
+                    DROP INDEX reservations_by_handoff;
+                    CREATE INDEX reservations_by_decision ON reservations(decision_id);
+                    """
+            )
+        }
         return migrator
     }()
 
@@ -90,11 +117,19 @@ final class RouterCore: Sendable {
         self.store = try Store(path: database, migrator: Self.migrator)
         var state = State(configuration: configuration.configuration, source: file, modified: configuration.modified)
         let rows = try self.store.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM reservations WHERE state IN (1, 2)")
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT r.*, COALESCE(d.reply, r.reply) AS decision_reply, d.attempt FROM reservations r
+                    LEFT JOIN decisions d ON d.id = r.decision_id
+                    WHERE r.state IN (1, 2)
+                    """
+            )
         }
         for row in rows {
             let request = try Baton_Routing_V1_RouteRequest(serializedBytes: Self.bytes(row["request"]))
-            let reply = try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["reply"]))
+            var reply = try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["decision_reply"]))
+            reply.attempt = row["attempt"] ?? reply.attempt
             let excluded: String = row["excluded"]
             let reservation = Reservation(
                 id: row["id"],
@@ -147,6 +182,7 @@ final class RouterCore: Sendable {
                 state.configuration = loaded.configuration
                 state.modified = loaded.modified
                 state.problems = []
+                state.fixed = [:]
             }
             self.logger.info(
                 "router: reloaded \(loaded.configuration.destinations.count) destinations from \(self.file)"
@@ -175,7 +211,17 @@ final class RouterCore: Sendable {
 
     // MARK: - Routing
 
+    /// A decision as it is answered: the reply, and its binary protobuf encoding.
+    struct Decided: Sendable {
+        var reply: Baton_Routing_V1_RouteReply
+        var encoded: [UInt8]
+    }
+
     func route(_ request: Baton_Routing_V1_RouteRequest) async throws -> Baton_Routing_V1_RouteReply {
+        try await self.routeEncoded(request).reply
+    }
+
+    func routeEncoded(_ request: Baton_Routing_V1_RouteRequest) async throws -> Decided {
         let handoff = Self.handoff(request)
         let now = self.now()
         let made = self.state.withLock {
@@ -187,7 +233,7 @@ final class RouterCore: Sendable {
             return (reply, reservation, false)
         }
         if made.repeated {
-            return made.reply
+            return Decided(reply: made.reply, encoded: try made.reply.serializedBytes())
         }
         return try await self.commit(made.reply, reservation: made.reservation, request: request, ending: nil)
     }
@@ -199,12 +245,24 @@ final class RouterCore: Sendable {
         in state: inout State,
         now: Date
     ) -> (Baton_Routing_V1_RouteReply, Reservation?) {
+        let key = FixedKey(category: handoff.category, skills: handoff.skills)
+        let fixed: [String?]
+        if let kept = state.fixed[key] {
+            fixed = kept
+        } else {
+            fixed = state.configuration.fixedProblems(category: handoff.category, skills: handoff.skills)
+            if state.fixed.count >= Self.fixedShapes {
+                state.fixed = [:]
+            }
+            state.fixed[key] = fixed
+        }
         let live = state.live
         let decision = state.configuration.decide(
             handoff,
             live: { live[$0] ?? LiveState() },
             now: now,
-            excluded: excluded
+            excluded: excluded,
+            fixed: fixed
         )
         var reply = Baton_Routing_V1_RouteReply()
         reply.handoffID = handoff.handoffID
@@ -238,7 +296,7 @@ final class RouterCore: Sendable {
         reply.kind = destination.kind == .inHouse ? .inHouse : .partner
         reply.transferAddress = destination.transfer
         reply.predictedLiveHumanMs = prediction.milliseconds
-        reply.reservationID = "rsv-" + UUID().uuidString.lowercased()
+        reply.reservationID = Self.reservationID(at: now)
         reply.reservationExpiresAtUnixMs = Self.milliseconds(expires)
         let reservation = Reservation(
             id: reply.reservationID,
@@ -263,39 +321,45 @@ final class RouterCore: Sendable {
         reservation: Reservation?,
         request: Baton_Routing_V1_RouteRequest,
         ending: (reservation: Reservation, at: Date, detail: String)?
-    ) async throws -> Baton_Routing_V1_RouteReply {
+    ) async throws -> Decided {
         do {
+            // Encoded once, here, on the caller's thread: the committing thread only writes. The attempt number is
+            // known only inside the write, so it is stored in its own column, set on the reply when read back, and
+            // appended to the encoded reply.
+            let requestBytes = reservation == nil ? Data() : Data(try request.serializedBytes() as [UInt8])
+            let encoded: [UInt8] = try reply.serializedBytes()
+            let replyBytes = Data(encoded)
             let stored = try await self.store.write { db -> Baton_Routing_V1_RouteReply in
                 if let ending {
                     try Self.update(ending.reservation, in: db, endedAt: ending.at, detail: ending.detail)
                 }
                 var reply = reply
                 let previous = try Int.fetchOne(
-                    db,
-                    sql: "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?",
+                    db.cachedStatement(sql: "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?"),
                     arguments: [reply.handoffID]
                 )
                 reply.attempt = UInt32((previous ?? 0) + 1)
-                try db.execute(
-                    sql: "INSERT INTO decisions (handoff_id, attempt, decided_at, reply) VALUES (?, ?, ?, ?)",
+                try db.cachedStatement(
+                    sql: "INSERT INTO decisions (handoff_id, attempt, decided_at, reply) VALUES (?, ?, ?, ?)"
+                ).execute(
                     arguments: [
-                        reply.handoffID, reply.attempt, reply.decidedAtUnixMs,
-                        Data(try reply.serializedBytes() as [UInt8]),
+                        reply.handoffID, reply.attempt, reply.decidedAtUnixMs, replyBytes,
                     ]
                 )
                 if let reservation {
-                    try db.execute(
+                    // The reply is the decision's: stored once, in decisions, and joined back on restore.
+                    try db.cachedStatement(
                         sql: """
                             INSERT INTO reservations (id, handoff_id, destination_id, state, created_at, expires_at,
-                                request, excluded, reply)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """,
+                                request, excluded, reply, decision_id)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, X'', ?)
+                            """
+                    ).execute(
                         arguments: [
                             reservation.id, reservation.handoff.handoffID, reservation.destinationID,
                             reservation.state.rawValue, Self.milliseconds(reservation.createdAt),
-                            Self.milliseconds(reservation.expiresAt), Data(try request.serializedBytes() as [UInt8]),
-                            reservation.excluded.sorted().joined(separator: ","),
-                            Data(try reply.serializedBytes() as [UInt8]),
+                            Self.milliseconds(reservation.expiresAt), requestBytes,
+                            reservation.excluded.sorted().joined(separator: ","), db.lastInsertedRowID,
                         ]
                     )
                 }
@@ -304,7 +368,7 @@ final class RouterCore: Sendable {
             if let reservation {
                 self.state.withLock { $0.open[reservation.id]?.reply = stored }
             }
-            return stored
+            return Decided(reply: stored, encoded: Self.appendingAttempt(stored.attempt, to: encoded))
         } catch {
             if let reservation {
                 self.state.withLock { state in
@@ -317,6 +381,20 @@ final class RouterCore: Sendable {
             self.logger.error("router: could not store the decision for handoff \(reply.handoffID): \(error)")
             throw RPCError(code: .unavailable, message: "the decision could not be stored: \(error)")
         }
+    }
+
+    /// `encoded`, a RouteReply without its attempt, with the attempt field added at the end. Protobuf decoders
+    /// take fields in any order, so the result decodes as the reply with that attempt, as if encoded whole.
+    static func appendingAttempt(_ attempt: UInt32, to encoded: [UInt8]) -> [UInt8] {
+        var bytes = encoded
+        bytes.append(4 << 3)  // RouteReply.attempt is field 4 (router.proto), wire type 0: varint
+        var value = attempt
+        while value >= 0x80 {
+            bytes.append(UInt8(value & 0x7F) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+        return bytes
     }
 
     // MARK: - Reservations
@@ -364,6 +442,10 @@ final class RouterCore: Sendable {
     }
 
     func decline(_ id: String, reason: String) async throws -> Baton_Routing_V1_RouteReply {
+        try await self.declineEncoded(id, reason: reason).reply
+    }
+
+    func declineEncoded(_ id: String, reason: String) async throws -> Decided {
         let now = self.now()
         let made = self.state.withLock {
             state -> (declined: Reservation, reply: Baton_Routing_V1_RouteReply, next: Reservation?)? in
@@ -443,6 +525,19 @@ final class RouterCore: Sendable {
         )
     }
 
+    /// `rsv-` and the time in ms then random bits, in hex: ids made later sort later, so that the reservations'
+    /// index grows at its end instead of touching a random page for every insert.
+    static func reservationID(at time: Date) -> String {
+        let milliseconds = UInt64(max(0, Self.milliseconds(time)))
+        let random = UInt64.random(in: 0...UInt64.max)
+        return "rsv-" + Self.hex(milliseconds, digits: 12) + "-" + Self.hex(random, digits: 16)
+    }
+
+    private static func hex(_ value: UInt64, digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    }
+
     static func name(_ state: Baton_Routing_V1_Reservation.State) -> String {
         switch state {
         case .held: "held"
@@ -460,8 +555,9 @@ final class RouterCore: Sendable {
         endedAt: Date? = nil,
         detail: String = ""
     ) throws {
-        try db.execute(
-            sql: "UPDATE reservations SET state = ?, accepted_at = ?, ended_at = ?, detail = ? WHERE id = ?",
+        try db.cachedStatement(
+            sql: "UPDATE reservations SET state = ?, accepted_at = ?, ended_at = ?, detail = ? WHERE id = ?"
+        ).execute(
             arguments: [
                 reservation.state.rawValue, reservation.acceptedAt.map(Self.milliseconds),
                 endedAt.map(Self.milliseconds), detail, reservation.id,
@@ -527,14 +623,19 @@ final class RouterCore: Sendable {
             var reply = Baton_Routing_V1_ExplainReply()
             for row in try Row.fetchAll(
                 db,
-                sql: "SELECT reply FROM decisions WHERE handoff_id = ? ORDER BY id",
+                sql: "SELECT reply, attempt FROM decisions WHERE handoff_id = ? ORDER BY id",
                 arguments: [handoffID]
             ) {
-                reply.decisions.append(try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["reply"])))
+                var decision = try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["reply"]))
+                decision.attempt = row["attempt"]
+                reply.decisions.append(decision)
             }
             for row in try Row.fetchAll(
                 db,
-                sql: "SELECT * FROM reservations WHERE handoff_id = ? ORDER BY created_at",
+                sql: """
+                    SELECT r.* FROM decisions d JOIN reservations r ON r.decision_id = d.id
+                    WHERE d.handoff_id = ? ORDER BY r.created_at, r.decision_id
+                    """,
                 arguments: [handoffID]
             ) {
                 var reservation = Baton_Routing_V1_Reservation()

@@ -108,28 +108,14 @@ struct Decision: Equatable, Sendable {
 }
 
 extension RoutingConfiguration {
-    /// Decides where `handoff` goes now: filters by the hard rules, predicts each candidate's time-to-live-human,
-    /// then prefers the policy's kind within the target, overflows to any destination within the target, and
-    /// otherwise takes the fastest within the maximum. An urgent handoff takes the fastest, whatever its cost.
-    /// Destinations in `excluded` (they declined this handoff) are not offered.
-    func decide(
-        _ handoff: Handoff,
-        live: (String) -> LiveState,
-        now: Date,
-        excluded: Set<String> = []
-    ) -> Decision {
-        let rule = self.policy.categories[handoff.category] ?? CategoryRule()
-        let prefer = self.policy.categories[handoff.category]?.prefer ?? self.policy.prefer
-        var verdicts: [Verdict] = []
-        var candidates: [(index: Int, prediction: Prediction)] = []
-        var nextOpening: (at: Date, destinationID: String)?
-        verdicts.reserveCapacity(self.destinations.count + 1)
-        for (index, destination) in self.destinations.enumerated() {
+    /// Why each destination fails the rules that depend only on the handoff's category and skills (its skills,
+    /// the category's certifications and live-context rule), in the destinations' order; nil where it passes.
+    /// The same for every handoff of that shape until the configuration changes, so callers may keep it.
+    func fixedProblems(category: String, skills: [String]) -> [String?] {
+        let rule = self.policy.categories[category] ?? CategoryRule()
+        return self.destinations.map { destination in
             var problems: [String] = []
-            if excluded.contains(destination.id) {
-                problems.append("declined this handoff")
-            }
-            let missingSkills = handoff.skills.filter { !destination.skills.contains($0) }
+            let missingSkills = skills.filter { !destination.skills.contains($0) }
             if !missingSkills.isEmpty {
                 problems.append(
                     "lacks skill\(missingSkills.count == 1 ? "" : "s") \(missingSkills.joined(separator: ", "))"
@@ -138,25 +124,50 @@ extension RoutingConfiguration {
             let missingCertifications = rule.requires.subtracting(destination.certifications)
             if !missingCertifications.isEmpty {
                 problems.append(
-                    "\(handoff.category) requires certification \(missingCertifications.sorted().joined(separator: ", "))"
+                    "\(category) requires certification \(missingCertifications.sorted().joined(separator: ", "))"
                 )
             }
             if rule.requiresLiveContext && destination.context == .none {
-                problems.append("\(handoff.category) requires a live brief, and its desktops cannot show one")
+                problems.append("\(category) requires a live brief, and its desktops cannot show one")
             }
-            let open = destination.hours.isOpen(at: now)
-            if !open {
-                if problems.isEmpty, let opens = destination.hours.nextOpening(after: now),
+            return problems.isEmpty ? nil : problems.joined(separator: "; ")
+        }
+    }
+
+    /// Decides where `handoff` goes now: filters by the hard rules, predicts each candidate's time-to-live-human,
+    /// then prefers the policy's kind within the target, overflows to any destination within the target, and
+    /// otherwise takes the fastest within the maximum. An urgent handoff takes the fastest, whatever its cost.
+    /// Destinations in `excluded` (they declined this handoff) are not offered. `fixed` is
+    /// ``fixedProblems(category:skills:)`` for the handoff, when the caller kept it.
+    func decide(
+        _ handoff: Handoff,
+        live: (String) -> LiveState,
+        now: Date,
+        excluded: Set<String> = [],
+        fixed: [String?]? = nil
+    ) -> Decision {
+        let fixed = fixed ?? self.fixedProblems(category: handoff.category, skills: handoff.skills)
+        let prefer = self.policy.categories[handoff.category]?.prefer ?? self.policy.prefer
+        var verdicts: [Verdict] = []
+        var candidates: [(index: Int, prediction: Prediction)] = []
+        var nextOpening: (at: Date, destinationID: String)?
+        verdicts.reserveCapacity(self.destinations.count + 1)
+        for index in self.destinations.indices {
+            let destination = self.destinations[index]
+            var problems = excluded.contains(destination.id) ? "declined this handoff" : nil
+            if let fixed = fixed[index] {
+                problems = problems.map { $0 + "; " + fixed } ?? fixed
+            }
+            if !destination.hours.isOpen(at: now) {
+                if problems == nil, let opens = destination.hours.nextOpening(after: now),
                     nextOpening.map({ opens < $0.at }) ?? true
                 {
                     nextOpening = (opens, destination.id)
                 }
-                problems.append("closed now")
+                problems = problems.map { $0 + "; closed now" } ?? "closed now"
             }
-            guard problems.isEmpty else {
-                verdicts.append(
-                    Verdict(destinationID: destination.id, kind: .filtered, text: problems.joined(separator: "; "))
-                )
+            if let problems {
+                verdicts.append(Verdict(destinationID: destination.id, kind: .filtered, text: problems))
                 continue
             }
             let prediction = Prediction(

@@ -35,6 +35,20 @@ public struct RPCMethods: Sendable {
         }
     }
 
+    /// Answers `method` with a reply the handler has already encoded: the binary protobuf form of the method's
+    /// reply message. For a handler that encodes its reply anyway (to store it, say), so that it is not encoded
+    /// twice.
+    public mutating func unaryEncoded<Request: Message>(
+        _ method: String,
+        _ handler: @escaping @Sendable (Request, RPCContext) async throws -> [UInt8]
+    ) {
+        self.register(method) {
+            .unary { payload, context in
+                try await handler(Self.decode(Request.self, from: payload, method: method), context)
+            }
+        }
+    }
+
     /// Answers `method` with a stream of replies, written through the ``RPCStreamWriter`` until the handler returns.
     public mutating func serverStreaming<Request: Message, Response: Message>(
         _ method: String,

@@ -2,7 +2,9 @@ import BatonProto
 import BatonRPC
 import BatonTestKit
 import Foundation
+import GRDB
 import Logging
+import SwiftProtobuf
 import Synchronization
 import Testing
 
@@ -190,5 +192,67 @@ struct RouterCoreTests {
         #expect(try await reopened.route(routeRequest("h-1")) == held)
         _ = try await reopened.release(held.reservationID, outcome: .abandoned)
         #expect(reopened.list().destinations[0].heldReservations == 0)
+    }
+
+    @Test("the encoded reply, with its attempt appended, decodes as the reply", arguments: [1, 127, 128, 300_000])
+    func encodedReply(attempt: Int) async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let decided = try await core.routeEncoded(routeRequest("h-1"))
+        #expect(try Baton_Routing_V1_RouteReply(serializedBytes: decided.encoded) == decided.reply)
+        var reply = decided.reply
+        reply.attempt = 0
+        let appended = RouterCore.appendingAttempt(UInt32(attempt), to: try reply.serializedBytes())
+        reply.attempt = UInt32(attempt)
+        #expect(try Baton_Routing_V1_RouteReply(serializedBytes: appended) == reply)
+    }
+
+    @Test("a database written by the first schema opens: its open reservation and decision are kept")
+    func migratesFirstSchema() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        // A decision and its held reservation as the first schema stored them: the reply in both rows.
+        let decided: Baton_Routing_V1_RouteReply
+        do {
+            let core = try harness.open()
+            decided = try await core.route(routeRequest("h-1"))
+        }
+        let path = harness.directory.appending("router.sqlite")
+        unlink(path)
+        unlink(path + "-wal")
+        unlink(path + "-shm")
+        let queue = try DatabaseQueue(path: path)
+        try RouterCore.migrator.migrate(queue, upTo: "v1")
+        try await queue.write { db in
+            let reply = Data(try decided.serializedBytes() as [UInt8])
+            let request = Data(try routeRequest("h-1").serializedBytes() as [UInt8])
+            try db.execute(
+                sql: "INSERT INTO decisions (handoff_id, attempt, decided_at, reply) VALUES ('h-1', 1, ?, ?)",
+                arguments: [decided.decidedAtUnixMs, reply]
+            )
+            try db.execute(
+                sql: """
+                    INSERT INTO reservations (id, handoff_id, destination_id, state, created_at, expires_at, request,
+                        reply)
+                    VALUES (?, 'h-1', 'in-house', 1, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    decided.reservationID, decided.decidedAtUnixMs, decided.reservationExpiresAtUnixMs, request,
+                    reply,
+                ]
+            )
+        }
+        try queue.close()
+        let reopened = try harness.open()
+        #expect(reopened.list().destinations[0].heldReservations == 1)
+        #expect(try await reopened.route(routeRequest("h-1")) == decided)
+        let explained = try await reopened.explain("h-1")
+        #expect(explained.decisions == [decided])
+        #expect(explained.reservations.map(\.id) == [decided.reservationID])
+        // Routed again after its release: the next attempt, stored the new way.
+        _ = try await reopened.release(decided.reservationID, outcome: .failed)
+        #expect(try await reopened.route(routeRequest("h-1")).attempt == 2)
+        #expect(try await reopened.explain("h-1").reservations.map(\.state) == [.released, .held])
     }
 }
