@@ -40,23 +40,24 @@ struct Connection: ParsableArguments {
         BatonConfiguration.socketPath(of: process, in: self.runDirectory)
     }
 
-    /// A client for the supervisor; library logging stays quiet so that output is only what the command prints.
-    func supervisor() -> RPCClient {
+    /// A client for `process`; library logging stays quiet so that output is only what the command prints.
+    func client(of process: String) -> RPCClient {
         var logger = Logger(label: "batonctl")
         logger.logLevel = .critical
-        return RPCClient(socketPath: self.socket(of: "supervisor"), logger: logger)
+        return RPCClient(socketPath: self.socket(of: process), logger: logger)
     }
 
-    /// Calls the supervisor; when it is not running, says so and how to start it, in one line, and exits 2.
-    func callSupervisor<Request: Message, Reply: Message>(
-        _ method: String,
+    /// Calls a unary method (its full path) of `process`. A failed call is reported in one line by ``fail(_:of:)``.
+    func call<Request: Message, Reply: Message>(
+        _ process: String,
+        _ path: String,
         _ request: Request,
         as reply: Reply.Type
     ) async throws -> Reply {
-        let client = self.supervisor()
+        let client = self.client(of: process)
         do {
             let result = try await client.unary(
-                "/baton.supervisor.v1.Supervisor/\(method)",
+                path,
                 request,
                 as: Reply.self,
                 options: CallOptions(timeout: .seconds(60))
@@ -65,8 +66,17 @@ struct Connection: ParsableArguments {
             return result
         } catch let error as RPCError {
             await client.close()
-            try self.fail(error)
+            try self.fail(error, of: process)
         }
+    }
+
+    /// Calls the supervisor; when it is not running, says so and how to start it, in one line, and exits 2.
+    func callSupervisor<Request: Message, Reply: Message>(
+        _ method: String,
+        _ request: Request,
+        as reply: Reply.Type
+    ) async throws -> Reply {
+        try await self.call("supervisor", "/baton.supervisor.v1.Supervisor/\(method)", request, as: Reply.self)
     }
 }
 
@@ -78,7 +88,7 @@ extension Connection {
         as reply: Reply.Type,
         _ body: (Reply) -> Void
     ) async throws {
-        let client = self.supervisor()
+        let client = self.client(of: "supervisor")
         do {
             for try await reply in try client.serverStream(
                 "/baton.supervisor.v1.Supervisor/\(method)",
@@ -90,21 +100,28 @@ extension Connection {
             await client.close()
         } catch let error as RPCError {
             await client.close()
-            try self.fail(error)
+            try self.fail(error, of: "supervisor")
         }
     }
 
-    /// Reports a failed call in one line and exits 2.
-    func fail(_ error: RPCError) throws -> Never {
-        if error.code == .unavailable {
+    /// Reports a failed call in one line and exits: 2 when the supervisor is not running (the command could not
+    /// run), 1 for any other failed call.
+    func fail(_ error: RPCError, of process: String) throws -> Never {
+        guard error.code == .unavailable else {
+            Output.error("\(error.code): \(error.message)")
+            throw ExitCode(process == "supervisor" ? 2 : 1)
+        }
+        if process == "supervisor" {
             Output.error(
                 "the supervisor is not running (nothing answers on \(self.socket(of: "supervisor"))); "
                     + "start Baton with scripts/run.sh"
             )
-        } else {
-            Output.error("\(error.code): \(error.message)")
+            throw ExitCode(2)
         }
-        throw ExitCode(2)
+        Output.error(
+            "\(process) does not answer on \(self.socket(of: process)) (\(error.message)); is Baton running? batonctl status"
+        )
+        throw ExitCode(1)
     }
 }
 

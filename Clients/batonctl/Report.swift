@@ -6,34 +6,18 @@ import Logging
 import SwiftProtobuf
 
 extension Connection {
-    /// Calls a method of the metrics collector; when the call fails, says why in one line and exits 1.
+    /// Calls a method of the metrics collector; a failed call is reported in one line and exits 1.
     func callMetrics<Request: Message, Reply: Message>(
         _ method: String,
         _ request: Request,
         as reply: Reply.Type
     ) async throws -> Reply {
-        var logger = Logger(label: "batonctl")
-        logger.logLevel = .critical
-        let socket = self.socket(of: "metrics-collector")
-        let client = RPCClient(socketPath: socket, logger: logger)
-        do {
-            let result = try await client.unary(
-                "/baton.metrics.v1.MetricsCollector/\(method)",
-                request,
-                as: Reply.self,
-                options: CallOptions(timeout: .seconds(30))
-            )
-            await client.close()
-            return result
-        } catch let error as RPCError {
-            await client.close()
-            if error.code == .unavailable {
-                Output.error("the metrics collector does not answer on \(socket); is Baton running (batonctl status)?")
-            } else {
-                Output.error("\(error.code): \(error.message)")
-            }
-            throw ExitCode(1)
-        }
+        try await self.call(
+            "metrics-collector",
+            "/baton.metrics.v1.MetricsCollector/\(method)",
+            request,
+            as: Reply.self
+        )
     }
 }
 

@@ -14,42 +14,8 @@ import Glibc
 /// valid version of a workflow whose file has become invalid.
 @Suite("Gate evaluator process")
 struct GateEvaluatorProcessTests {
-    struct Running {
-        let directory: TemporaryDirectory
-        let process: ServiceProcess
-        let client: RPCClient
-
-        var workflows: String { self.directory.appending("config/workflows") }
-
-        func call<Request: Message, Reply: Message>(
-            _ method: String,
-            _ request: Request,
-            as reply: Reply.Type
-        ) async throws -> Reply {
-            try await self.client.unary(
-                "/baton.gates.v1.GateEvaluator/\(method)",
-                request,
-                as: Reply.self,
-                options: CallOptions(timeout: .seconds(10))
-            )
-        }
-
-        func version(of id: String) async throws -> String {
-            var request = Baton_Gates_V1_GetWorkflowRequest()
-            request.id = id
-            return try await self.call("GetWorkflow", request, as: Baton_Gates_V1_GetWorkflowReply.self).workflow
-                .version
-        }
-
-        func stop() async {
-            await self.client.close()
-            self.process.stop()
-            self.directory.remove()
-        }
-    }
-
     /// A gate-evaluator with its own copy of the example workflows.
-    static func start() async throws -> Running {
+    static func start() async throws -> RunningService {
         let directory = try TemporaryDirectory()
         mkdir(directory.appending("config"), 0o755)
         mkdir(directory.appending("config/workflows"), 0o755)
@@ -57,14 +23,7 @@ struct GateEvaluatorProcessTests {
             let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(name).yaml")
             try SupervisorTests.write(text, to: directory.appending("config/workflows/\(name).yaml"))
         }
-        let process = try ServiceProcess.start(
-            "gate-evaluator",
-            workingDirectory: directory.path,
-            logPath: directory.appending("log")
-        )
-        let socket = directory.appending("var/run/gate-evaluator.sock")
-        try await process.waitUntilServing(socketPath: socket)
-        return Running(directory: directory, process: process, client: RPCClient(socketPath: socket))
+        return try await RunningService.start("gate-evaluator", service: "baton.gates.v1.GateEvaluator", in: directory)
     }
 
     func evaluate(
@@ -168,7 +127,7 @@ struct GateEvaluatorProcessTests {
             #expect(listed.workflows.map(\.id) == ["bereavement", "billing-support", "general"])
 
             // An invalid new version is refused; the old one keeps serving.
-            let general = running.workflows + "/general.yaml"
+            let general = running.directory.appending("config/workflows") + "/general.yaml"
             let original = try TextFile.read(general)
             try SupervisorTests.write(
                 original.replacingFirst("version: 1", with: "version: 2\ncolour: blue"),
@@ -226,5 +185,13 @@ struct GateEvaluatorProcessTests {
         #expect(
             result.output.contains("cannot read the workflows directory 'config/workflows': No such file or directory")
         )
+    }
+}
+
+extension RunningService {
+    fileprivate func version(of id: String) async throws -> String {
+        var request = Baton_Gates_V1_GetWorkflowRequest()
+        request.id = id
+        return try await self.call("GetWorkflow", request, as: Baton_Gates_V1_GetWorkflowReply.self).workflow.version
     }
 }

@@ -14,54 +14,12 @@ import Glibc
 /// a kill -9, and batonctl report and metrics.
 @Suite("Metrics collector process")
 struct MetricsCollectorProcessTests {
-    struct Running {
-        let directory: TemporaryDirectory
-        var process: ServiceProcess
-        var client: RPCClient
-
-        func call<Request: Message, Reply: Message>(
-            _ method: String,
-            _ request: Request,
-            as reply: Reply.Type
-        ) async throws -> Reply {
-            try await self.client.unary(
-                "/baton.metrics.v1.MetricsCollector/\(method)",
-                request,
-                as: Reply.self,
-                options: CallOptions(timeout: .seconds(10))
-            )
-        }
-
-        static func launch(in directory: TemporaryDirectory) async throws -> (ServiceProcess, RPCClient) {
-            let process = try ServiceProcess.start(
-                "metrics-collector",
-                workingDirectory: directory.path,
-                logPath: directory.appending("log")
-            )
-            let socket = directory.appending("var/run/metrics-collector.sock")
-            try await process.waitUntilServing(socketPath: socket)
-            return (process, RPCClient(socketPath: socket))
-        }
-
-        func stop() async {
-            await self.client.close()
-            self.process.stop()
-            self.directory.remove()
-        }
-
-        func batonctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
-            try await ServiceProcess.run(
-                path: ServiceProcess.productsDirectory + "/batonctl",
-                arguments: arguments,
-                in: self.directory
-            )
-        }
-    }
-
-    static func start() async throws -> Running {
-        let directory = try TemporaryDirectory()
-        let (process, client) = try await Running.launch(in: directory)
-        return Running(directory: directory, process: process, client: client)
+    static func start() async throws -> RunningService {
+        try await RunningService.start(
+            "metrics-collector",
+            service: "baton.metrics.v1.MetricsCollector",
+            in: TemporaryDirectory()
+        )
     }
 
     /// A handoff's events, the gate fired `ago` ms before now and the human greeting `greeted` ms after it.
@@ -102,10 +60,7 @@ struct MetricsCollectorProcessTests {
             let before = try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
             #expect(before.overall.handoffs == 1 && before.overall.failovers == 1)
 
-            running.process.signal(SIGKILL)
-            #expect(await running.process.waitForExit() != nil)
-            await running.client.close()
-            (running.process, running.client) = try await Running.launch(in: running.directory)
+            try await running.killAndRestart()
 
             let after = try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
             #expect(after.overall == before.overall && after.groups == before.groups)
@@ -191,5 +146,15 @@ struct MetricsCollectorProcessTests {
             #expect(metrics.output.contains("baton_handoffs_total{classification=\"failover\"} 1\n"))
         }
         await running.stop()
+    }
+}
+
+extension RunningService {
+    fileprivate func batonctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
+        try await ServiceProcess.run(
+            path: ServiceProcess.productsDirectory + "/batonctl",
+            arguments: arguments,
+            in: self.directory
+        )
     }
 }

@@ -36,67 +36,11 @@ struct RouterProcessTests {
             context: live
         """
 
-    struct Running {
-        let directory: TemporaryDirectory
-        var process: ServiceProcess
-        var client: RPCClient
-
-        var socket: String { self.directory.appending("var/run/router.sock") }
-
-        func call<Request: Message, Reply: Message>(
-            _ method: String,
-            _ request: Request,
-            as reply: Reply.Type
-        ) async throws -> Reply {
-            try await self.client.unary(
-                "/baton.routing.v1.Router/\(method)",
-                request,
-                as: Reply.self,
-                options: CallOptions(timeout: .seconds(10))
-            )
-        }
-
-        func route(_ handoff: String) async throws -> Baton_Routing_V1_RouteReply {
-            var request = Baton_Routing_V1_RouteRequest()
-            request.callID = "call-\(handoff)"
-            request.handoffID = handoff
-            request.category = "payment"
-            request.skills = ["billing"]
-            return try await self.call("Route", request, as: Baton_Routing_V1_RouteReply.self)
-        }
-
-        func list() async throws -> Baton_Routing_V1_ListDestinationsReply {
-            try await self.call(
-                "ListDestinations",
-                Baton_Routing_V1_ListDestinationsRequest(),
-                as: Baton_Routing_V1_ListDestinationsReply.self
-            )
-        }
-
-        static func launch(in directory: TemporaryDirectory) async throws -> (ServiceProcess, RPCClient) {
-            let process = try ServiceProcess.start(
-                "router",
-                workingDirectory: directory.path,
-                logPath: directory.appending("log")
-            )
-            let socket = directory.appending("var/run/router.sock")
-            try await process.waitUntilServing(socketPath: socket)
-            return (process, RPCClient(socketPath: socket))
-        }
-
-        func stop() async {
-            await self.client.close()
-            self.process.stop()
-            self.directory.remove()
-        }
-    }
-
-    static func start() async throws -> Running {
+    static func start() async throws -> RunningService {
         let directory = try TemporaryDirectory()
         mkdir(directory.appending("config"), 0o755)
         try SupervisorTests.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
-        let (process, client) = try await Running.launch(in: directory)
-        return Running(directory: directory, process: process, client: client)
+        return try await RunningService.start("router", service: "baton.routing.v1.Router", in: directory)
     }
 
     @Test("decisions and open reservations survive kill -9 and a restart")
@@ -110,10 +54,7 @@ struct RouterProcessTests {
             accept.reservationID = second.reservationID
             _ = try await running.call("Accept", accept, as: Baton_Routing_V1_ReservationReply.self)
 
-            running.process.signal(SIGKILL)
-            #expect(await running.process.waitForExit() != nil)
-            await running.client.close()
-            (running.process, running.client) = try await Running.launch(in: running.directory)
+            try await running.killAndRestart()
 
             var explain = Baton_Routing_V1_ExplainRequest()
             explain.handoffID = "h-1"
@@ -202,5 +143,24 @@ struct RouterProcessTests {
             #expect(result.output.contains(#""transferAddress":"sip:billing@pbx.example""#))
         }
         await running.stop()
+    }
+}
+
+extension RunningService {
+    fileprivate func route(_ handoff: String) async throws -> Baton_Routing_V1_RouteReply {
+        var request = Baton_Routing_V1_RouteRequest()
+        request.callID = "call-\(handoff)"
+        request.handoffID = handoff
+        request.category = "payment"
+        request.skills = ["billing"]
+        return try await self.call("Route", request, as: Baton_Routing_V1_RouteReply.self)
+    }
+
+    fileprivate func list() async throws -> Baton_Routing_V1_ListDestinationsReply {
+        try await self.call(
+            "ListDestinations",
+            Baton_Routing_V1_ListDestinationsRequest(),
+            as: Baton_Routing_V1_ListDestinationsReply.self
+        )
     }
 }

@@ -387,7 +387,7 @@ public nonisolated struct Baton_Metrics_V1_Event: Sendable {
   /// required
   public var kind: Baton_Metrics_V1_EventKind = .unspecified
 
-  /// required: when it happened (not when it was sent)
+  /// required: when it happened (not when it was sent); at most an hour ahead of the collector's clock
   public var atUnixMs: Int64 = 0
 
   /// Attributes; any event may carry them. For each, the handoff takes the value of its earliest event (by

@@ -1,0 +1,78 @@
+public import BatonRPC
+public import SwiftProtobuf
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A Baton service started as a real process in a temporary directory (its working directory, so its sockets
+/// and data live in `var/` there), with a client on its socket. ``stop()`` ends the process and removes the
+/// directory.
+public struct RunningService: Sendable {
+    /// The process name: `router`, `metrics-collector`, ...
+    public let name: String
+    /// The protobuf service whose methods ``call(_:_:as:)`` names: `baton.routing.v1.Router`.
+    public let service: String
+    public let directory: TemporaryDirectory
+    public private(set) var process: ServiceProcess
+    public private(set) var client: RPCClient
+
+    public var socket: String { self.directory.appending("var/run/\(self.name).sock") }
+
+    /// Starts `name` in `directory` and waits until it is SERVING.
+    public static func start(
+        _ name: String,
+        service: String,
+        in directory: TemporaryDirectory
+    ) async throws -> RunningService {
+        let (process, client) = try await Self.launch(name, in: directory)
+        return RunningService(name: name, service: service, directory: directory, process: process, client: client)
+    }
+
+    private static func launch(
+        _ name: String,
+        in directory: TemporaryDirectory
+    ) async throws -> (ServiceProcess, RPCClient) {
+        let process = try ServiceProcess.start(
+            name,
+            workingDirectory: directory.path,
+            logPath: directory.appending("log")
+        )
+        let socket = directory.appending("var/run/\(name).sock")
+        do {
+            try await process.waitUntilServing(socketPath: socket)
+        } catch {
+            process.stop()
+            throw error
+        }
+        return (process, RPCClient(socketPath: socket))
+    }
+
+    /// Calls `method` of ``service``, with a 10 s deadline.
+    public func call<Request: Message, Reply: Message>(
+        _ method: String,
+        _ request: Request,
+        as reply: Reply.Type
+    ) async throws -> Reply {
+        try await self.client.unary(
+            "/\(self.service)/\(method)",
+            request,
+            as: Reply.self,
+            options: CallOptions(timeout: .seconds(10))
+        )
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and starts it again in the same directory.
+    public mutating func killAndRestart() async throws {
+        self.process.signal(SIGKILL)
+        _ = await self.process.waitForExit()
+        await self.client.close()
+        (self.process, self.client) = try await Self.launch(self.name, in: self.directory)
+    }
+
+    public func stop() async {
+        await self.client.close()
+        self.process.stop()
+        self.directory.remove()
+    }
+}
