@@ -21,8 +21,14 @@ struct FiguresBuilder {
     /// Counts by `FailoverReason` raw value.
     private(set) var reasons = [UInt64](repeating: 0, count: 7)
 
-    /// Times over a day are recorded as a day: a handoff that long is lost whatever its exact figure.
-    static let highestMs: UInt64 = 86_400_000
+    /// The longest of each time, exact.
+    private(set) var contextReadyMax: Int64 = 0
+    private(set) var liveHumanMax: Int64 = 0
+
+    /// Times over an hour are recorded as an hour: a caller kept that long is lost whatever the exact figure (the
+    /// maximum is kept exactly beside). The smaller the range, the smaller each histogram, and a Summary grouped
+    /// many ways makes two per group.
+    static let highestMs: UInt64 = 3_600_000
 
     /// Three significant digits: a percentile is within 0.1% of the exact value.
     static func histogram() -> Histogram<UInt64> {
@@ -44,11 +50,13 @@ struct FiguresBuilder {
         if let time = assessment.timeToContextReadyMs {
             self.contextReady.record(min(UInt64(time), Self.highestMs))
             self.contextReadySum += time
+            self.contextReadyMax = max(self.contextReadyMax, time)
             self.contextReadyBuckets[Assessment.bucket(time).rawValue - 1] += 1
         }
         if let time = assessment.timeToLiveHumanMs {
             self.liveHuman.record(min(UInt64(time), Self.highestMs))
             self.liveHumanSum += time
+            self.liveHumanMax = max(self.liveHumanMax, time)
         }
         self.buckets[assessment.bucket.rawValue] += 1
         // In progress, the reasons so far are not yet a failover's.
@@ -65,8 +73,8 @@ struct FiguresBuilder {
         figures.handoffs = self.handoffs
         figures.failovers = self.failovers
         figures.inProgress = self.inProgress
-        figures.timeToContextReady = Self.percentiles(self.contextReady)
-        figures.timeToLiveHuman = Self.percentiles(self.liveHuman)
+        figures.timeToContextReady = Self.percentiles(self.contextReady, max: self.contextReadyMax)
+        figures.timeToLiveHuman = Self.percentiles(self.liveHuman, max: self.liveHumanMax)
         figures.repeats = self.repeats
         figures.repeatsPerHandoff = self.total == 0 ? 0 : Double(self.repeats) / Double(self.total)
         figures.buckets.notGreeted = self.buckets[0]
@@ -87,16 +95,29 @@ struct FiguresBuilder {
         return figures
     }
 
-    static func percentiles(_ histogram: Histogram<UInt64>) -> Baton_Metrics_V1_Percentiles {
+    /// The 50th, 90th and 99th percentiles in one pass over the recorded values, as `valueAtPercentile` gives each
+    /// (the top of the equivalent range of the value at that rank, at most the largest recorded), and `max`.
+    static func percentiles(_ histogram: Histogram<UInt64>, max: Int64) -> Baton_Metrics_V1_Percentiles {
         var percentiles = Baton_Metrics_V1_Percentiles()
-        percentiles.count = histogram.totalCount
-        guard histogram.totalCount > 0 else {
+        let total = histogram.totalCount
+        percentiles.count = total
+        guard total > 0 else {
             return percentiles
         }
-        percentiles.p50Ms = UInt32(histogram.valueAtPercentile(50))
-        percentiles.p90Ms = UInt32(histogram.valueAtPercentile(90))
-        percentiles.p99Ms = UInt32(histogram.valueAtPercentile(99))
-        percentiles.maxMs = UInt32(histogram.maxRecorded)
+        // valueAtPercentile's rank: a hair under the percentile, rounded up, at least the first value.
+        let ranks = [50.0, 90, 99].map { Swift.max(1, UInt64(($0.nextDown * Double(total) / 100).rounded(.up))) }
+        var values: [UInt64] = []
+        var cumulative: UInt64 = 0
+        for recorded in histogram.recordedValues() where values.count < ranks.count {
+            cumulative += recorded.count
+            while values.count < ranks.count && cumulative >= ranks[values.count] {
+                values.append(Swift.min(histogram.highestEquivalentForValue(recorded.value), histogram.maxRecorded))
+            }
+        }
+        percentiles.p50Ms = UInt32(clamping: values[0])
+        percentiles.p90Ms = UInt32(clamping: values[1])
+        percentiles.p99Ms = UInt32(clamping: values[2])
+        percentiles.maxMs = UInt32(clamping: max)
         return percentiles
     }
 }

@@ -163,7 +163,12 @@ struct MetricsCoreTests {
         }
         var histogram = FiguresBuilder.histogram()
         values.forEach { histogram.record(UInt64($0)) }
-        let percentiles = FiguresBuilder.percentiles(histogram)
+        let percentiles = FiguresBuilder.percentiles(histogram, max: values.max()!)
+        // The one-pass figures are the library's own, percentile by percentile.
+        #expect(
+            [percentiles.p50Ms, percentiles.p90Ms, percentiles.p99Ms]
+                == [50.0, 90, 99].map { UInt32(histogram.valueAtPercentile($0)) }
+        )
         let sorted = values.sorted()
         // The exact percentile, by nearest rank.
         func exact(_ percentile: Double) -> Int64 {
