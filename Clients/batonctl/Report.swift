@@ -147,9 +147,11 @@ struct Report: AsyncParsableCommand {
                 let (label, value, note) = row
                 let bar = most == 0 ? 0 : Int((Double(value) / Double(most) * 40).rounded(.up))
                 let marker = label == "4-6 s" ? ">" : " "
-                return "  \(marker) " + label.padding(toLength: 11, withPad: " ", startingAt: 0) + " "
+                let line =
+                    "  \(marker) " + label.padding(toLength: 11, withPad: " ", startingAt: 0) + " "
                     + String(repeating: " ", count: countWidth - count.count) + count + " "
                     + String(repeating: "#", count: bar) + note
+                return String(line.reversed().drop { $0 == " " }.reversed())
             }
     }
 
