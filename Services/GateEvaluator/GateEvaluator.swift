@@ -22,9 +22,10 @@ struct GateEvaluatorCommand: AsyncParsableCommand {
         let process = try BatonProcess(name: "gate-evaluator", options: self.options)
         let configDirectory = self.configDir ?? ProcessEnvironment.current["BATON_CONFIG_DIR"] ?? "config"
         let library = WorkflowLibrary(directory: configDirectory + "/workflows", logger: process.logger)
-        try library.reload()
+        // Loaded once the socket is ours, so that a second instance is refused before it reads anything.
+        let prepared = Prepared<WorkflowLibrary>("the workflows")
         try await process.run(
-            methods: GatesAPI(library: library).methods,
+            methods: GatesAPI(prepared: prepared).methods,
             services: [
                 ConfigurationWatcher(
                     "workflows",
@@ -33,6 +34,9 @@ struct GateEvaluatorCommand: AsyncParsableCommand {
                     reload: { _ = try? library.reload() }
                 )
             ]
-        )
+        ) { _ in
+            try library.reload()
+            prepared.set(library)
+        }
     }
 }

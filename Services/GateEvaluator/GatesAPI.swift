@@ -2,17 +2,18 @@ import BatonProto
 import BatonRPC
 import BatonRuntime
 
-/// `baton.gates.v1.GateEvaluator`, answered from the ``WorkflowLibrary``.
+/// `baton.gates.v1.GateEvaluator`, answered from the ``WorkflowLibrary`` once it is loaded.
 struct GatesAPI: Sendable {
-    let library: WorkflowLibrary
+    let prepared: Prepared<WorkflowLibrary>
 
     var methods: RPCMethods {
         var methods = RPCMethods()
-        let library = self.library
+        let prepared = self.prepared
         // On the connection's loop, like every unary handler. Tried on the concurrency pool: 56k calls/s against
         // 62k here, since the two thread hops cost more than the second core gave (`gate-evaluator benchmark`).
         methods.unary("/baton.gates.v1.GateEvaluator/Evaluate") {
             (request: Baton_Gates_V1_EvaluateRequest, _) -> Baton_Gates_V1_EvaluateReply in
+            let library = try prepared.get()
             guard !request.workflowID.isEmpty else {
                 throw RPCError.invalidArgument("workflow_id is empty; expected the id of a loaded workflow")
             }
@@ -21,6 +22,7 @@ struct GatesAPI: Sendable {
         }
         methods.unary("/baton.gates.v1.GateEvaluator/ListWorkflows") {
             (_: Baton_Gates_V1_ListWorkflowsRequest, _) -> Baton_Gates_V1_ListWorkflowsReply in
+            let library = try prepared.get()
             var reply = Baton_Gates_V1_ListWorkflowsReply()
             reply.workflows = library.all.map(Self.summary)
             reply.problems = library.problems.map(Self.problem)
@@ -28,6 +30,7 @@ struct GatesAPI: Sendable {
         }
         methods.unary("/baton.gates.v1.GateEvaluator/GetWorkflow") {
             (request: Baton_Gates_V1_GetWorkflowRequest, _) -> Baton_Gates_V1_GetWorkflowReply in
+            let library = try prepared.get()
             let loaded = try Self.find(request.id, in: library)
             var reply = Baton_Gates_V1_GetWorkflowReply()
             reply.workflow = Self.summary(loaded)
@@ -61,6 +64,7 @@ struct GatesAPI: Sendable {
         }
         methods.unary("/baton.gates.v1.GateEvaluator/Reload") {
             (_: Baton_Gates_V1_ReloadRequest, _) -> Baton_Gates_V1_ReloadReply in
+            let library = try prepared.get()
             var reply = Baton_Gates_V1_ReloadReply()
             do {
                 reply.problems = try library.reload().map(Self.problem)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import BatonRPC
 import BatonRuntime
-import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -24,46 +23,41 @@ struct RouterCommand: AsyncParsableCommand {
     func run() async throws {
         let process = try BatonProcess(name: "router", options: self.options)
         let configDirectory = self.configDir ?? ProcessEnvironment.current["BATON_CONFIG_DIR"] ?? "config"
-        let dataDirectory = process.configuration.dataDirectory
-        do {
-            try FileManager.default.createDirectory(
-                atPath: dataDirectory,
-                withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700]
-            )
-        } catch {
-            throw ConfigurationError("cannot create the data directory \(dataDirectory): \(error)")
-        }
-        let core = try RouterCore(
-            file: configDirectory + "/destinations.yaml",
-            database: dataDirectory + "/router.sqlite",
-            logger: process.logger
-        )
+        // Opened once the socket is ours: a second instance is refused before it touches the database.
+        let prepared = Prepared<RouterCore>("the router's database")
         try await process.run(
-            methods: RouterAPI(core: core).methods,
+            methods: RouterAPI(prepared: prepared).methods,
             services: [
                 ConfigurationWatcher(
                     "destinations",
                     logger: process.logger,
-                    changedOnDisk: { core.changedOnDisk() },
-                    reload: { core.reload() }
+                    changedOnDisk: { (try? prepared.get())?.changedOnDisk() ?? false },
+                    reload: { _ = try? prepared.get().reload() }
                 ),
-                ReservationExpiry(core: core, logger: process.logger),
+                ReservationExpiry(prepared: prepared, logger: process.logger),
             ]
-        )
+        ) { _ in
+            prepared.set(
+                try RouterCore(
+                    file: configDirectory + "/destinations.yaml",
+                    database: process.configuration.dataDirectory + "/router.sqlite",
+                    logger: process.logger
+                )
+            )
+        }
     }
 }
 
 /// Expires held reservations that were neither accepted nor released in time, checking every 250 ms.
 struct ReservationExpiry: Service {
-    let core: RouterCore
+    let prepared: Prepared<RouterCore>
     let logger: Logger
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .milliseconds(250))
             do {
-                try await self.core.expire()
+                try await self.prepared.get().expire()
             } catch {
                 self.logger.error("router: expiring reservations failed, will retry: \(error)")
             }

@@ -1,15 +1,17 @@
 import BatonProto
 import BatonRPC
+import BatonRuntime
 
-/// `baton.routing.v1.Router`, answered by a ``RouterCore``.
+/// `baton.routing.v1.Router`, answered by a ``RouterCore`` once it is open.
 struct RouterAPI: Sendable {
-    let core: RouterCore
+    let prepared: Prepared<RouterCore>
 
     var methods: RPCMethods {
         var methods = RPCMethods()
-        let core = self.core
+        let prepared = self.prepared
         // Route and Decline answer a RouteReply that the core encoded once, for the store and the reply.
         methods.unaryEncoded("/baton.routing.v1.Router/Route") { (request: Baton_Routing_V1_RouteRequest, _) in
+            let core = try prepared.get()
             guard !request.callID.isEmpty else {
                 throw RPCError.invalidArgument("call_id is empty; expected the call's id")
             }
@@ -20,33 +22,40 @@ struct RouterAPI: Sendable {
         }
         methods.unary("/baton.routing.v1.Router/Accept") {
             (request: Baton_Routing_V1_AcceptRequest, _) -> Baton_Routing_V1_ReservationReply in
+            let core = try prepared.get()
             var reply = Baton_Routing_V1_ReservationReply()
             reply.reservation = try await core.accept(request.reservationID)
             return reply
         }
         methods.unaryEncoded("/baton.routing.v1.Router/Decline") { (request: Baton_Routing_V1_DeclineRequest, _) in
-            try await core.declineEncoded(request.reservationID, reason: request.reason).encoded
+            let core = try prepared.get()
+            return try await core.declineEncoded(request.reservationID, reason: request.reason).encoded
         }
         methods.unary("/baton.routing.v1.Router/Release") {
             (request: Baton_Routing_V1_ReleaseRequest, _) -> Baton_Routing_V1_ReservationReply in
+            let core = try prepared.get()
             var reply = Baton_Routing_V1_ReservationReply()
             reply.reservation = try await core.release(request.reservationID, outcome: request.outcome)
             return reply
         }
         methods.unary("/baton.routing.v1.Router/UpdateAvailability") {
             (request: Baton_Routing_V1_UpdateAvailabilityRequest, _) -> Baton_Routing_V1_DestinationState in
-            try core.updateAvailability(request)
+            let core = try prepared.get()
+            return try core.updateAvailability(request)
         }
         methods.unary("/baton.routing.v1.Router/ListDestinations") {
             (_: Baton_Routing_V1_ListDestinationsRequest, _) -> Baton_Routing_V1_ListDestinationsReply in
-            core.list()
+            let core = try prepared.get()
+            return core.list()
         }
         methods.unary("/baton.routing.v1.Router/Explain") {
             (request: Baton_Routing_V1_ExplainRequest, _) -> Baton_Routing_V1_ExplainReply in
-            try await core.explain(request.handoffID)
+            let core = try prepared.get()
+            return try await core.explain(request.handoffID)
         }
         methods.unary("/baton.routing.v1.Router/Reload") {
             (_: Baton_Routing_V1_ReloadRequest, _) -> Baton_Routing_V1_ReloadReply in
+            let core = try prepared.get()
             var reply = Baton_Routing_V1_ReloadReply()
             reply.problems = core.reload().map(RouterCore.problem)
             reply.destinations = UInt32(core.configuration.destinations.count)

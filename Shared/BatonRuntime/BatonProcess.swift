@@ -66,7 +66,14 @@ public struct BatonProcess: Sendable {
             logger: self.logger
         )
         try await server.bind()
-        try await prepare(server.health)
+        do {
+            try await prepare(server.health)
+        } catch {
+            // Give the socket back (the server drains at once and removes its file), then report why.
+            server.shutdown()
+            try? await server.run()
+            throw error
+        }
         server.health.setStatus(.serving)
         self.logger.info("serving", metadata: ["baton.pid": "\(getpid())"])
         let group = ServiceGroup(

@@ -71,21 +71,26 @@ struct ProcessTests {
         #expect(await process.waitForExit() == 0)
     }
 
-    @Test("a second instance on a live socket exits non-zero with one clear line, and the first keeps serving")
-    func secondInstanceRefused() async throws {
+    @Test(
+        "a second instance on a live socket exits non-zero with one clear line, before opening anything",
+        arguments: Self.services
+    )
+    func secondInstanceRefused(name: String) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let first = try ServiceProcess.start(
-            "metrics-collector",
+            name,
+            environment: Self.configuration,
             workingDirectory: directory.path,
             logPath: directory.appending("first.log")
         )
         defer { first.stop() }
-        let socket = directory.appending("var/run/metrics-collector.sock")
+        let socket = directory.appending("var/run/\(name).sock")
         try await first.waitUntilServing(socketPath: socket)
 
         let second = try ServiceProcess.start(
-            "metrics-collector",
+            name,
+            environment: Self.configuration,
             workingDirectory: directory.path,
             logPath: directory.appending("second.log")
         )
@@ -93,9 +98,8 @@ struct ProcessTests {
         let status = await second.waitForExit()
         #expect(status != nil && status != 0)
         let lines = second.output.split(separator: "\n")
-        #expect(
-            lines.contains { $0.contains("another process is already serving on 'var/run/metrics-collector.sock'") }
-        )
+        #expect(lines.contains { $0.contains("another process is already serving on 'var/run/\(name).sock'") })
+        // One line: nothing was loaded, opened or restored before the socket was refused.
         #expect(lines.count == 1, "expected one line, got: \(second.output)")
 
         try await first.waitUntilServing(socketPath: socket, within: .seconds(5))
