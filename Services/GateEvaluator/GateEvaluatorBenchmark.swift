@@ -62,12 +62,7 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
         let client = RPCClient(socketPath: directory + "/run/gate-evaluator.sock", logger: logger)
-        _ = try await client.unary(
-            "/grpc.health.v1.Health/Check",
-            Grpc_Health_V1_HealthCheckRequest(),
-            as: Grpc_Health_V1_HealthCheckResponse.self,
-            options: CallOptions(timeout: .seconds(30), waitForReady: true)
-        )
+        try await Benchmarking.waitUntilServing(client)
         let requests = contexts.map { context -> Baton_Gates_V1_EvaluateRequest in
             var request = Baton_Gates_V1_EvaluateRequest()
             request.workflowID = "bench"

@@ -33,12 +33,7 @@ struct MetricsBenchmark: AsyncParsableCommand {
         ])
         defer { Benchmarking.stop(pid) }
         let client = RPCClient(socketPath: directory + "/run/metrics-collector.sock", logger: logger)
-        _ = try await client.unary(
-            "/grpc.health.v1.Health/Check",
-            Grpc_Health_V1_HealthCheckRequest(),
-            as: Grpc_Health_V1_HealthCheckResponse.self,
-            options: CallOptions(timeout: .seconds(30), waitForReady: true)
-        )
+        try await Benchmarking.waitUntilServing(client)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
 
         let batches = self.batched / 100

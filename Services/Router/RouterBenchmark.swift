@@ -91,12 +91,7 @@ struct RouterBenchmark: AsyncParsableCommand {
         ])
         defer { Benchmarking.stop(pid) }
         let client = RPCClient(socketPath: directory + "/run/router.sock", logger: logger)
-        _ = try await client.unary(
-            "/grpc.health.v1.Health/Check",
-            Grpc_Health_V1_HealthCheckRequest(),
-            as: Grpc_Health_V1_HealthCheckResponse.self,
-            options: CallOptions(timeout: .seconds(30), waitForReady: true)
-        )
+        try await Benchmarking.waitUntilServing(client)
         let route = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { index in
             var request = requests[index % requests.count]
             request.handoffID = "s-\(index)"

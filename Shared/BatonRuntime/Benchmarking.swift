@@ -1,3 +1,4 @@
+import BatonProto
 public import BatonRPC
 
 #if canImport(Glibc)
@@ -49,6 +50,28 @@ public enum Benchmarking {
             p50Microseconds: latencies[latencies.count / 2],
             p99Microseconds: latencies[latencies.count * 99 / 100]
         )
+    }
+
+    /// Waits, up to 30 s, until the server behind `client` says SERVING: it answers Health while it still opens
+    /// its stores, and its own methods only after.
+    public static func waitUntilServing(_ client: RPCClient) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(30)
+        while true {
+            let reply = try await client.unary(
+                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_HealthCheckRequest(),
+                as: Grpc_Health_V1_HealthCheckResponse.self,
+                options: CallOptions(timeout: .seconds(30), waitForReady: true)
+            )
+            if reply.status == .serving {
+                return
+            }
+            guard clock.now < deadline else {
+                throw ConfigurationError("the server did not report SERVING within 30 s (it reports \(reply.status))")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// Starts this same executable with `arguments` (the server side of a benchmark).
