@@ -62,7 +62,8 @@ struct Report: AsyncParsableCommand {
         }
         var request = Baton_Metrics_V1_SummaryRequest()
         request.windowS = windowS
-        for name in self.by.flatMap({ $0.split(separator: ",").map(String.init) }) {
+        let groupings = self.by.flatMap { $0.split(separator: ",").map(String.init) }
+        for name in groupings {
             guard let group = Self.groups[name] else {
                 Output.error(
                     "--by '\(name)' is not a grouping; expected workflow, gate, category, destination or destination_kind"
@@ -81,7 +82,7 @@ struct Report: AsyncParsableCommand {
                 + "\(reply.overall.handoffsTotal)"
         )
         Output.line("")
-        let keyNames = self.by.flatMap { $0.split(separator: ",").map(String.init) }.map { $0.uppercased() }
+        let keyNames = groupings.map { $0.uppercased() }
         var rows = [["all"] + Array(repeating: "", count: max(0, keyNames.count - 1)) + Self.columns(reply.overall)]
         for group in reply.groups {
             rows.append(group.key.map { $0.isEmpty ? "-" : $0 } + Self.columns(group.figures))
