@@ -62,6 +62,15 @@ public struct RunningService: Sendable {
         )
     }
 
+    /// Runs batonctl with `arguments` in the service's directory, so that it finds the service's socket.
+    public func batonctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
+        try await ServiceProcess.run(
+            path: ServiceProcess.productsDirectory + "/batonctl",
+            arguments: arguments,
+            in: self.directory
+        )
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and starts it again in the same directory.
     public mutating func killAndRestart() async throws {
         self.process.signal(SIGKILL)

@@ -158,13 +158,11 @@ struct GateEvaluatorProcessTests {
     func batonctlCall() async throws {
         let running = try await Self.start()
         do {
-            let result = try await ServiceProcess.run(
-                path: ServiceProcess.productsDirectory + "/batonctl",
-                arguments: [
+            let result = try await running.batonctl(
+                [
                     "call", "gate-evaluator", "Evaluate",
                     #"{"workflowId": "general", "context": {"callerTurns": ["can I talk to someone?"]}}"#,
-                ],
-                in: running.directory
+                ]
             )
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains(#""gateId":"asked-for-a-person""#))

@@ -148,13 +148,3 @@ struct MetricsCollectorProcessTests {
         await running.stop()
     }
 }
-
-extension RunningService {
-    fileprivate func batonctl(_ arguments: [String]) async throws -> (status: Int32?, output: String) {
-        try await ServiceProcess.run(
-            path: ServiceProcess.productsDirectory + "/batonctl",
-            arguments: arguments,
-            in: self.directory
-        )
-    }
-}

@@ -130,13 +130,11 @@ struct RouterProcessTests {
     func batonctlCall() async throws {
         let running = try await Self.start()
         do {
-            let result = try await ServiceProcess.run(
-                path: ServiceProcess.productsDirectory + "/batonctl",
-                arguments: [
+            let result = try await running.batonctl(
+                [
                     "call", "router", "Route",
                     #"{"callId": "c-1", "handoffId": "h-1", "category": "payment", "skills": ["refunds"]}"#,
-                ],
-                in: running.directory
+                ]
             )
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains(#""destinationId":"billing-in-house""#))
