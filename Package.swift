@@ -232,6 +232,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "BatonStoreTests",
+            dependencies: ["BatonStore", "BatonTestKit", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/BatonStoreTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "GateEvaluatorTests",
             dependencies: ["GateEvaluator", "BatonRuntime", "BatonTestKit"],
             path: "Tests/GateEvaluatorTests",

@@ -38,17 +38,25 @@ final class RouterCore: Sendable {
         var live: [String: LiveState] = [:]
         var open: [String: Reservation] = [:]
         var openByHandoff: [String: String] = [:]
-        /// ``RoutingConfiguration/fixedProblems(category:skills:)`` by handoff shape, for this configuration.
-        var fixed: [FixedKey: [String?]] = [:]
+        /// What is kept per handoff shape (category and skills), for this configuration.
+        var shapes: [ShapeKey: Shape] = [:]
     }
 
-    private struct FixedKey: Hashable {
+    private struct ShapeKey: Hashable {
         var category: String
         var skills: [String]
     }
 
-    /// Handoff shapes whose fixed problems are kept; past this many, the kept ones are dropped and kept anew.
-    private static let fixedShapes = 4096
+    private struct Shape {
+        /// ``RoutingConfiguration/fixedProblems(category:skills:)``.
+        var fixed: [String?]
+        /// The last decision for a normal and for an urgent handoff of this shape.
+        var normal: KeptDecision?
+        var urgent: KeptDecision?
+    }
+
+    /// Handoff shapes kept; past this many, the kept ones are dropped and kept anew.
+    private static let keptShapes = 4096
 
     let store: Store
     let file: String
@@ -105,6 +113,17 @@ final class RouterCore: Sendable {
                     """
             )
         }
+        migrator.registerMigration("v3: reasons shared by decisions are stored once") { db in
+            // A decision made from v3 on stores its reply without reasons, and names the row holding them: the
+            // reply is `reply` followed by those reasons (protobuf concatenation). Earlier rows keep their whole
+            // reply and no reason set.
+            try db.execute(
+                sql: """
+                    CREATE TABLE reason_sets (id INTEGER PRIMARY KEY, reasons BLOB NOT NULL);
+                    ALTER TABLE decisions ADD COLUMN reason_set INTEGER REFERENCES reason_sets(id);
+                    """
+            )
+        }
         return migrator
     }()
 
@@ -120,15 +139,19 @@ final class RouterCore: Sendable {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT r.*, COALESCE(d.reply, r.reply) AS decision_reply, d.attempt FROM reservations r
+                    SELECT r.*, COALESCE(d.reply, r.reply) AS decision_reply, s.reasons AS decision_reasons, d.attempt
+                    FROM reservations r
                     LEFT JOIN decisions d ON d.id = r.decision_id
+                    LEFT JOIN reason_sets s ON s.id = d.reason_set
                     WHERE r.state IN (1, 2)
                     """
             )
         }
         for row in rows {
             let request = try Baton_Routing_V1_RouteRequest(serializedBytes: Self.bytes(row["request"]))
-            var reply = try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["decision_reply"]))
+            var reply = try Baton_Routing_V1_RouteReply(
+                serializedBytes: Self.bytes(row["decision_reply"]) + Self.bytes(row["decision_reasons"])
+            )
             reply.attempt = row["attempt"] ?? reply.attempt
             let excluded: String = row["excluded"]
             let reservation = Reservation(
@@ -182,7 +205,7 @@ final class RouterCore: Sendable {
                 state.configuration = loaded.configuration
                 state.modified = loaded.modified
                 state.problems = []
-                state.fixed = [:]
+                state.shapes = [:]
             }
             self.logger.info(
                 "router: reloaded \(loaded.configuration.destinations.count) destinations from \(self.file)"
@@ -224,70 +247,90 @@ final class RouterCore: Sendable {
     func routeEncoded(_ request: Baton_Routing_V1_RouteRequest) async throws -> Decided {
         let handoff = Self.handoff(request)
         let now = self.now()
-        let made = self.state.withLock {
-            state -> (reply: Baton_Routing_V1_RouteReply, reservation: Reservation?, repeated: Bool) in
+        enum Made {
+            /// The handoff holds an open reservation: the decision that made it, again.
+            case repeated(Baton_Routing_V1_RouteReply)
+            case decided(Baton_Routing_V1_RouteReply, Reasons, Reservation?)
+        }
+        let made = self.state.withLock { state -> Made in
             if let id = state.openByHandoff[handoff.handoffID], let open = state.open[id] {
-                return (open.reply, nil, true)
+                return .repeated(open.reply)
             }
-            let (reply, reservation) = Self.decide(handoff, excluded: [], in: &state, now: now)
-            return (reply, reservation, false)
+            let made = Self.decide(handoff, excluded: [], in: &state, now: now)
+            return .decided(made.reply, made.reasons, made.reservation)
         }
-        if made.repeated {
-            return Decided(reply: made.reply, encoded: try made.reply.serializedBytes())
+        guard case .decided(let reply, let reasons, let reservation) = made else {
+            guard case .repeated(let reply) = made else { fatalError("unreachable") }
+            return Decided(reply: reply, encoded: try reply.serializedBytes())
         }
-        return try await self.commit(made.reply, reservation: made.reservation, request: request, ending: nil)
+        return try await self.commit(reply, reasons: reasons, reservation: reservation, request: request, ending: nil)
     }
 
-    /// Decides and, when routed, reserves in memory.
+    /// Decides and, when routed, reserves in memory. The decision is the one kept for the handoff's shape while that
+    /// holds (see ``KeptDecision``); otherwise it is made afresh, and kept.
     private static func decide(
         _ handoff: Handoff,
         excluded: Set<String>,
         in state: inout State,
         now: Date
-    ) -> (Baton_Routing_V1_RouteReply, Reservation?) {
-        let key = FixedKey(category: handoff.category, skills: handoff.skills)
-        let fixed: [String?]
-        if let kept = state.fixed[key] {
-            fixed = kept
-        } else {
-            fixed = state.configuration.fixedProblems(category: handoff.category, skills: handoff.skills)
-            if state.fixed.count >= Self.fixedShapes {
-                state.fixed = [:]
+    ) -> (reply: Baton_Routing_V1_RouteReply, reasons: Reasons, reservation: Reservation?) {
+        let key = ShapeKey(category: handoff.category, skills: handoff.skills)
+        if state.shapes[key] == nil {
+            if state.shapes.count >= Self.keptShapes {
+                state.shapes = [:]
             }
-            state.fixed[key] = fixed
+            state.shapes[key] = Shape(
+                fixed: state.configuration.fixedProblems(category: handoff.category, skills: handoff.skills)
+            )
         }
+        let shape = state.shapes[key]!
         let live = state.live
-        let decision = state.configuration.decide(
-            handoff,
-            live: { live[$0] ?? LiveState() },
-            now: now,
-            excluded: excluded,
-            fixed: fixed
-        )
+        let configuration = state.configuration
+        let decision: Decision
+        let reasons: Reasons
+        let kept = excluded.isEmpty ? (handoff.urgent ? shape.urgent : shape.normal) : nil
+        let holds = configuration.destinations.withUnsafeBufferPointer { destinations in
+            kept?.holds(at: now) { index in
+                Prediction(
+                    destination: destinations[index],
+                    live: live[destinations[index].id] ?? LiveState(),
+                    policy: configuration.policy,
+                    now: now
+                )
+            } ?? false
+        }
+        if let kept, holds {
+            (decision, reasons) = (kept.decision, kept.reasons)
+        } else {
+            decision = configuration.decide(
+                handoff,
+                live: { live[$0] ?? LiveState() },
+                now: now,
+                excluded: excluded,
+                fixed: shape.fixed
+            )
+            reasons = Reasons(decision.verdicts)
+            if excluded.isEmpty {
+                let kept = KeptDecision(decision, reasons: reasons, at: now)
+                if handoff.urgent {
+                    state.shapes[key]?.urgent = kept
+                } else {
+                    state.shapes[key]?.normal = kept
+                }
+            }
+        }
         var reply = Baton_Routing_V1_RouteReply()
         reply.handoffID = handoff.handoffID
         reply.callID = handoff.callID
         reply.decidedAtUnixMs = Self.milliseconds(now)
-        reply.reasons = decision.verdicts.map { verdict in
-            var reason = Baton_Routing_V1_Reason()
-            reason.destinationID = verdict.destinationID
-            reason.text = verdict.text
-            reason.verdict =
-                switch verdict.kind {
-                case .filtered: .filtered
-                case .candidate: .candidate
-                case .chosen: .chosen
-                }
-            reason.predictedLiveHumanMs = verdict.prediction?.milliseconds ?? 0
-            return reason
-        }
+        reply.reasons = reasons.messages
         guard let index = decision.chosen, let prediction = decision.prediction else {
             reply.outcome = .noDestination
             if let next = decision.nextOpening {
                 reply.nextOpenAtUnixMs = Self.milliseconds(next.at)
                 reply.nextOpenDestinationID = next.destinationID
             }
-            return (reply, nil)
+            return (reply, reasons, nil)
         }
         let destination = state.configuration.destinations[index]
         let expires = now.addingTimeInterval(state.configuration.policy.reservationTimeoutSeconds)
@@ -311,40 +354,54 @@ final class RouterCore: Sendable {
         state.open[reservation.id] = reservation
         state.openByHandoff[handoff.handoffID] = reservation.id
         Self.count(reservation, into: &state.live, sign: 1)
-        return (reply, reservation)
+        return (reply, reasons, reservation)
     }
 
     /// Stores a decision (and its reservation, and the end of the reservation it replaces) and returns the reply
     /// with its attempt number. On failure the in-memory reservation is undone.
+    ///
+    /// The reply is encoded once, here, on the caller's thread, and serves both the store and the answer: without
+    /// its reasons, to which ``Reasons/encoded`` is appended, and without its attempt, known only inside the write,
+    /// which is stored in its own column and appended to the answer. Reasons shared by several decisions are
+    /// stored once, in `reason_sets`.
     private func commit(
         _ reply: Baton_Routing_V1_RouteReply,
+        reasons: Reasons,
         reservation: Reservation?,
         request: Baton_Routing_V1_RouteRequest,
         ending: (reservation: Reservation, at: Date, detail: String)?
     ) async throws -> Decided {
         do {
-            // Encoded once, here, on the caller's thread: the committing thread only writes. The attempt number is
-            // known only inside the write, so it is stored in its own column, set on the reply when read back, and
-            // appended to the encoded reply.
             let requestBytes = reservation == nil ? Data() : Data(try request.serializedBytes() as [UInt8])
-            let encoded: [UInt8] = try reply.serializedBytes()
-            let replyBytes = Data(encoded)
-            let stored = try await self.store.write { db -> Baton_Routing_V1_RouteReply in
+            var head = reply
+            head.reasons = []
+            let headBytes: [UInt8] = try head.serializedBytes()
+            let storedReasons = reasons.storedRow
+            let (attempt, inserted) = try await self.store.write { db -> (UInt32, inserted: Int64?) in
                 if let ending {
                     try Self.update(ending.reservation, in: db, endedAt: ending.at, detail: ending.detail)
                 }
-                var reply = reply
+                var reasonsRow = storedReasons
+                var inserted: Int64?
+                if reasonsRow == nil {
+                    try db.cachedStatement(sql: "INSERT INTO reason_sets (reasons) VALUES (?)").execute(
+                        arguments: [Data(reasons.encoded)]
+                    )
+                    reasonsRow = db.lastInsertedRowID
+                    inserted = reasonsRow
+                }
                 let previous = try Int.fetchOne(
                     db.cachedStatement(sql: "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?"),
                     arguments: [reply.handoffID]
                 )
-                reply.attempt = UInt32((previous ?? 0) + 1)
+                let attempt = UInt32((previous ?? 0) + 1)
                 try db.cachedStatement(
-                    sql: "INSERT INTO decisions (handoff_id, attempt, decided_at, reply) VALUES (?, ?, ?, ?)"
+                    sql: """
+                        INSERT INTO decisions (handoff_id, attempt, decided_at, reply, reason_set)
+                        VALUES (?, ?, ?, ?, ?)
+                        """
                 ).execute(
-                    arguments: [
-                        reply.handoffID, reply.attempt, reply.decidedAtUnixMs, replyBytes,
-                    ]
+                    arguments: [reply.handoffID, attempt, reply.decidedAtUnixMs, Data(headBytes), reasonsRow]
                 )
                 if let reservation {
                     // The reply is the decision's: stored once, in decisions, and joined back on restore.
@@ -363,12 +420,17 @@ final class RouterCore: Sendable {
                         ]
                     )
                 }
-                return reply
+                return (attempt, inserted)
             }
+            if let inserted {
+                reasons.stored(at: inserted)
+            }
+            var stored = reply
+            stored.attempt = attempt
             if let reservation {
                 self.state.withLock { $0.open[reservation.id]?.reply = stored }
             }
-            return Decided(reply: stored, encoded: Self.appendingAttempt(stored.attempt, to: encoded))
+            return Decided(reply: stored, encoded: Self.appendingAttempt(attempt, to: headBytes + reasons.encoded))
         } catch {
             if let reservation {
                 self.state.withLock { state in
@@ -448,13 +510,14 @@ final class RouterCore: Sendable {
     func declineEncoded(_ id: String, reason: String) async throws -> Decided {
         let now = self.now()
         let made = self.state.withLock {
-            state -> (declined: Reservation, reply: Baton_Routing_V1_RouteReply, next: Reservation?)? in
+            state -> (declined: Reservation, reply: Baton_Routing_V1_RouteReply, reasons: Reasons, next: Reservation?)?
+            in
             guard let declined = Self.remove(id, from: &state) else {
                 return nil
             }
             let excluded = declined.excluded.union([declined.destinationID])
-            let (reply, next) = Self.decide(declined.handoff, excluded: excluded, in: &state, now: now)
-            return (declined, reply, next)
+            let made = Self.decide(declined.handoff, excluded: excluded, in: &state, now: now)
+            return (declined, made.reply, made.reasons, made.reservation)
         }
         guard let made else {
             throw try await self.closedOrUnknown(id)
@@ -466,6 +529,7 @@ final class RouterCore: Sendable {
         let detail = reason.isEmpty ? "declined" : "declined: \(reason)"
         return try await self.commit(
             made.reply,
+            reasons: made.reasons,
             reservation: made.next,
             request: request,
             ending: (ending, now, detail)
@@ -623,10 +687,16 @@ final class RouterCore: Sendable {
             var reply = Baton_Routing_V1_ExplainReply()
             for row in try Row.fetchAll(
                 db,
-                sql: "SELECT reply, attempt FROM decisions WHERE handoff_id = ? ORDER BY id",
+                sql: """
+                    SELECT d.reply, s.reasons, d.attempt FROM decisions d
+                    LEFT JOIN reason_sets s ON s.id = d.reason_set
+                    WHERE d.handoff_id = ? ORDER BY d.id
+                    """,
                 arguments: [handoffID]
             ) {
-                var decision = try Baton_Routing_V1_RouteReply(serializedBytes: Self.bytes(row["reply"]))
+                var decision = try Baton_Routing_V1_RouteReply(
+                    serializedBytes: Self.bytes(row["reply"]) + Self.bytes(row["reasons"])
+                )
                 decision.attempt = row["attempt"]
                 reply.decisions.append(decision)
             }

@@ -149,104 +149,127 @@ extension RoutingConfiguration {
         let fixed = fixed ?? self.fixedProblems(category: handoff.category, skills: handoff.skills)
         let prefer = self.policy.categories[handoff.category]?.prefer ?? self.policy.prefer
         var verdicts: [Verdict] = []
-        var candidates: [(index: Int, prediction: Prediction)] = []
+        var candidates: [Candidate] = []
         var nextOpening: (at: Date, destinationID: String)?
         verdicts.reserveCapacity(self.destinations.count + 1)
-        for index in self.destinations.indices {
-            let destination = self.destinations[index]
-            var problems = excluded.contains(destination.id) ? "declined this handoff" : nil
-            if let fixed = fixed[index] {
-                problems = problems.map { $0 + "; " + fixed } ?? fixed
-            }
-            if !destination.hours.isOpen(at: now) {
-                if problems == nil, let opens = destination.hours.nextOpening(after: now),
-                    nextOpening.map({ opens < $0.at }) ?? true
-                {
-                    nextOpening = (opens, destination.id)
+        // Each destination is read in place: a copy of a Destination retains and releases every one of its fields,
+        // and a decision reads all of them.
+        self.destinations.withUnsafeBufferPointer { destinations in
+            for index in destinations.indices {
+                var problems = excluded.contains(destinations[index].id) ? "declined this handoff" : nil
+                if let fixed = fixed[index] {
+                    problems = problems.map { $0 + "; " + fixed } ?? fixed
                 }
-                problems = problems.map { $0 + "; closed now" } ?? "closed now"
-            }
-            if let problems {
-                verdicts.append(Verdict(destinationID: destination.id, kind: .filtered, text: problems))
-                continue
-            }
-            let prediction = Prediction(
-                destination: destination,
-                live: live(destination.id),
-                policy: self.policy,
-                now: now
-            )
-            guard prediction.seconds <= self.policy.maxLiveHumanSeconds else {
-                let predicted =
-                    prediction.seconds.isFinite ? "\(Self.format(prediction.seconds)) s" : "no agent staffed, so never"
+                if !destinations[index].hours.isOpen(at: now) {
+                    if problems == nil, let opens = destinations[index].hours.nextOpening(after: now),
+                        nextOpening.map({ opens < $0.at }) ?? true
+                    {
+                        nextOpening = (opens, destinations[index].id)
+                    }
+                    problems = problems.map { $0 + "; closed now" } ?? "closed now"
+                }
+                if let problems {
+                    verdicts.append(Verdict(destinationID: destinations[index].id, kind: .filtered, text: problems))
+                    continue
+                }
+                let prediction = Prediction(
+                    destination: destinations[index],
+                    live: live(destinations[index].id),
+                    policy: self.policy,
+                    now: now
+                )
+                guard prediction.seconds <= self.policy.maxLiveHumanSeconds else {
+                    let predicted =
+                        prediction.seconds.isFinite
+                        ? "\(Self.format(prediction.seconds)) s" : "no agent staffed, so never"
+                    verdicts.append(
+                        Verdict(
+                            destinationID: destinations[index].id,
+                            kind: .filtered,
+                            text:
+                                "predicted \(predicted), over the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum",
+                            prediction: prediction
+                        )
+                    )
+                    continue
+                }
+                candidates.append(
+                    Candidate(
+                        index: index,
+                        verdict: verdicts.count,
+                        prediction: prediction,
+                        preferred: destinations[index].kind == prefer,
+                        cost: destinations[index].costPerMinute
+                    )
+                )
                 verdicts.append(
                     Verdict(
-                        destinationID: destination.id,
-                        kind: .filtered,
-                        text:
-                            "predicted \(predicted), over the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum",
+                        destinationID: destinations[index].id,
+                        kind: .candidate,
+                        text: Self.qualified(prediction),
                         prediction: prediction
                     )
                 )
-                continue
             }
-            candidates.append((index, prediction))
-            verdicts.append(
-                Verdict(
-                    destinationID: destination.id,
-                    kind: .candidate,
-                    text:
-                        "qualified; predicted \(Self.format(prediction.seconds)) s\(prediction.stale ? " (availability stale: own bookkeeping)" : "")",
-                    prediction: prediction
-                )
-            )
         }
         guard !candidates.isEmpty else {
             return Decision(chosen: nil, prediction: nil, verdicts: verdicts, nextOpening: nextOpening)
         }
-        // Fastest first; then the preferred kind, the lower cost, the earlier in the file.
-        func better(_ left: (index: Int, prediction: Prediction), _ right: (index: Int, prediction: Prediction)) -> Bool
-        {
-            let (a, b) = (self.destinations[left.index], self.destinations[right.index])
-            if left.prediction.seconds != right.prediction.seconds {
-                return left.prediction.seconds < right.prediction.seconds
-            }
-            if (a.kind == prefer) != (b.kind == prefer) {
-                return a.kind == prefer
-            }
-            if a.costPerMinute != b.costPerMinute {
-                return a.costPerMinute < b.costPerMinute
-            }
-            return left.index < right.index
-        }
         let target = self.policy.targetLiveHumanSeconds
-        let winner: (index: Int, prediction: Prediction)
+        let winner: Candidate
         let why: String
         let withinTarget = candidates.filter { $0.prediction.seconds <= target }
-        let preferred = withinTarget.filter { self.destinations[$0.index].kind == prefer }
         if handoff.urgent {
-            winner = candidates.min(by: better)!
+            winner = candidates.min(by: Candidate.better)!
             why = "urgent: the fastest qualified destination, whatever its cost"
-        } else if let best = preferred.min(by: better) {
+        } else if let best = withinTarget.lazy.filter(\.preferred).min(by: Candidate.better) {
             winner = best
             why = "\(prefer.map(Self.kindName) ?? "") preferred, and within the \(Self.format(target)) s target"
-        } else if let best = withinTarget.min(by: better) {
+        } else if let best = withinTarget.min(by: Candidate.better) {
             winner = best
             why =
                 prefer == nil
                 ? "the fastest within the \(Self.format(target)) s target"
                 : "no \(Self.kindName(prefer!)) destination within the \(Self.format(target)) s target: overflow"
         } else {
-            winner = candidates.min(by: better)!
+            winner = candidates.min(by: Candidate.better)!
             why =
                 "none within the \(Self.format(target)) s target: the fastest within the \(Self.format(self.policy.maxLiveHumanSeconds)) s maximum"
         }
-        let id = self.destinations[winner.index].id
-        if let position = verdicts.firstIndex(where: { $0.destinationID == id }) {
-            verdicts[position].kind = .chosen
-            verdicts[position].text = "chosen: \(why); predicted \(Self.format(winner.prediction.seconds)) s"
-        }
+        verdicts[winner.verdict].kind = .chosen
+        verdicts[winner.verdict].text = "chosen: \(why); predicted \(Self.format(winner.prediction.seconds)) s"
         return Decision(chosen: winner.index, prediction: winner.prediction, verdicts: verdicts, nextOpening: nil)
+    }
+
+    /// A destination that passed every rule, with what ranks it.
+    private struct Candidate {
+        var index: Int
+        /// Its verdict's position in the decision.
+        var verdict: Int
+        var prediction: Prediction
+        /// Of the kind the handoff's category (or the policy) prefers.
+        var preferred: Bool
+        var cost: Double
+
+        /// Fastest first; then the preferred kind, the lower cost, the earlier in the file.
+        static func better(_ left: Candidate, _ right: Candidate) -> Bool {
+            if left.prediction.seconds != right.prediction.seconds {
+                return left.prediction.seconds < right.prediction.seconds
+            }
+            if left.preferred != right.preferred {
+                return left.preferred
+            }
+            if left.cost != right.cost {
+                return left.cost < right.cost
+            }
+            return left.index < right.index
+        }
+    }
+
+    /// A candidate's verdict text.
+    static func qualified(_ prediction: Prediction) -> String {
+        "qualified; predicted \(Self.format(prediction.seconds)) s"
+            + (prediction.stale ? " (availability stale: own bookkeeping)" : "")
     }
 
     static func kindName(_ kind: Destination.Kind) -> String {

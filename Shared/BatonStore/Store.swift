@@ -55,12 +55,7 @@ public final class Store: Sendable {
                 run: { db in
                     let result: Result<T, any Error>
                     do {
-                        var value: T?
-                        try db.inSavepoint {
-                            value = try body(db)
-                            return .commit
-                        }
-                        result = .success(value!)
+                        result = .success(try Self.inSavepoint(db) { try body(db) })
                     } catch {
                         result = .failure(error)
                     }
@@ -82,6 +77,22 @@ public final class Store: Sendable {
             if start {
                 self.committer.async { self.commitPending() }
             }
+        }
+    }
+
+    /// Runs `body` in a savepoint, rolled back if `body` throws. GRDB's `inSavepoint` prepares its SAVEPOINT and
+    /// RELEASE statements on every call; a group commit runs one savepoint per write, so these are cached.
+    private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "SAVEPOINT write").execute()
+        do {
+            let value = try body()
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            return value
+        } catch {
+            // Undo the write's changes and leave its savepoint; the rest of the group stands.
+            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            throw error
         }
     }
 

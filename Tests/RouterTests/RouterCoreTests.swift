@@ -1,5 +1,6 @@
 import BatonProto
 import BatonRPC
+import BatonStore
 import BatonTestKit
 import Foundation
 import GRDB
@@ -192,6 +193,68 @@ struct RouterCoreTests {
         #expect(try await reopened.route(routeRequest("h-1")) == held)
         _ = try await reopened.release(held.reservationID, outcome: .abandoned)
         #expect(reopened.list().destinations[0].heldReservations == 0)
+    }
+
+    @Test("a shape's decision is reused while its predictions hold, its reasons stored once; a change decides afresh")
+    func keptDecisions() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        func reasonSets() async throws -> Int {
+            try await core.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM reason_sets") } ?? -1
+        }
+        // Three in-house agents: the first three handoffs all see a free agent there, so one decision serves them.
+        var replies: [Baton_Routing_V1_RouteReply] = []
+        for index in 1...3 {
+            replies.append(try await core.route(routeRequest("h-\(index)")))
+        }
+        #expect(replies.allSatisfy { $0.destinationID == "in-house" && $0.reasons == replies[0].reasons })
+        #expect(try await reasonSets() == 1)
+        // The fourth finds the in-house team full: its prediction changed, so the decision is made afresh.
+        let overflow = try await core.route(routeRequest("h-4"))
+        #expect(overflow.destinationID == "partner")
+        #expect(
+            overflow.reasons.first { $0.destinationID == "in-house" }?.text.contains("over the 8 s maximum") == true
+        )
+        #expect(try await reasonSets() == 2)
+        // Each decision reads back whole from the store, reasons included.
+        for reply in replies + [overflow] {
+            #expect(try await core.explain(reply.handoffID).decisions == [reply])
+        }
+        // Nothing changed but the minute: decided afresh, with the same reasons.
+        _ = try await core.release(overflow.reservationID, outcome: .connected)
+        let again = try await core.route(routeRequest("h-5"))
+        #expect(again.reasons == overflow.reasons)
+        #expect(try await reasonSets() == 2)
+        harness.clock.advance(60)
+        _ = try await core.release(again.reservationID, outcome: .connected)
+        #expect(try await core.route(routeRequest("h-6")).reasons == overflow.reasons)
+        #expect(try await reasonSets() == 3)
+    }
+
+    @Test("a kept decision does not outlive the minute: a destination that closes is filtered at once")
+    func keptDecisionAndClosing() async throws {
+        // The clock starts at 12:00 UTC; the in-house team closes at 12:01.
+        let yaml = Harness.yaml.replacingOccurrences(
+            of: "    transfer: sip:in@example",
+            with: """
+                    transfer: sip:in@example
+                    hours:
+                      time_zone: UTC
+                      open:
+                        - {days: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", to: "12:01"}
+                """
+        )
+        let harness = try Harness(yaml: yaml)
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        #expect(try await core.route(routeRequest("h-1")).destinationID == "in-house")
+        harness.clock.advance(59.5)
+        #expect(try await core.route(routeRequest("h-2")).destinationID == "in-house")
+        harness.clock.advance(1)
+        let closed = try await core.route(routeRequest("h-3"))
+        #expect(closed.destinationID == "partner")
+        #expect(closed.reasons.first { $0.destinationID == "in-house" }?.text == "closed now")
     }
 
     @Test("the encoded reply, with its attempt appended, decodes as the reply", arguments: [1, 127, 128, 300_000])

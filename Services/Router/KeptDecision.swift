@@ -1,0 +1,90 @@
+import BatonProto
+import Foundation
+import SwiftProtobuf
+import Synchronization
+
+/// A decision's reasons as they are answered and stored: converted and encoded once, and stored once, however many
+/// decisions share them.
+final class Reasons: Sendable {
+    let messages: [Baton_Routing_V1_Reason]
+    /// The messages encoded as RouteReply's `reasons` field. Appended to a RouteReply encoded without reasons, the
+    /// result decodes as that reply with these reasons: protobuf parsers accept fields in any order.
+    let encoded: [UInt8]
+    /// Its `reason_sets` row, once a commit that wrote it has succeeded.
+    private let row = Mutex<Int64?>(nil)
+
+    init(_ verdicts: [Verdict]) {
+        self.messages = verdicts.map { verdict in
+            var reason = Baton_Routing_V1_Reason()
+            reason.destinationID = verdict.destinationID
+            reason.text = verdict.text
+            reason.verdict =
+                switch verdict.kind {
+                case .filtered: .filtered
+                case .candidate: .candidate
+                case .chosen: .chosen
+                }
+            reason.predictedLiveHumanMs = verdict.prediction?.milliseconds ?? 0
+            return reason
+        }
+        var carrier = Baton_Routing_V1_RouteReply()
+        carrier.reasons = self.messages
+        // Encoding a message of strings and numbers cannot fail.
+        self.encoded = (try? carrier.serializedBytes()) ?? []
+    }
+
+    var storedRow: Int64? {
+        self.row.withLock { $0 }
+    }
+
+    /// Records the row a committed write stored these reasons in; the first one recorded stays.
+    func stored(at row: Int64) {
+        self.row.withLock { $0 = $0 ?? row }
+    }
+}
+
+/// The last decision for one handoff shape (category, skills, priority), kept so that the next handoff of that
+/// shape is decided without building a single string.
+///
+/// A kept decision holds while, within the same UTC minute and with no declined destination, every destination
+/// that passed the rules independent of load predicts the same time, with the same staleness. Those are all a
+/// decision depends on: the fixed problems belong to the shape, and whether a destination is open cannot change
+/// within a UTC minute, because opening hours are whole minutes and time-zone offsets (and their changes) fall on
+/// whole minutes. A decision that names a next opening is not kept.
+struct KeptDecision {
+    private var minute: Int64
+    /// Each destination that passed the load-independent rules, with its prediction's seconds and staleness.
+    private var considered: [(index: Int, seconds: Double, stale: Bool)]
+    let decision: Decision
+    let reasons: Reasons
+
+    init?(_ decision: Decision, reasons: Reasons, at now: Date) {
+        guard decision.nextOpening == nil else {
+            return nil
+        }
+        self.minute = Self.minute(now)
+        self.considered = decision.verdicts.indices.compactMap { index in
+            decision.verdicts[index].prediction.map { (index, $0.seconds, $0.stale) }
+        }
+        self.decision = decision
+        self.reasons = reasons
+    }
+
+    /// Whether the decision made now would be this one; `predict` gives a destination's prediction now.
+    func holds(at now: Date, predict: (Int) -> Prediction) -> Bool {
+        guard Self.minute(now) == self.minute else {
+            return false
+        }
+        for kept in self.considered {
+            let prediction = predict(kept.index)
+            if prediction.seconds != kept.seconds || prediction.stale != kept.stale {
+                return false
+            }
+        }
+        return true
+    }
+
+    private static func minute(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 / 60).rounded(.down))
+    }
+}
