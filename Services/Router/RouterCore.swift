@@ -40,6 +40,9 @@ final class RouterCore: Sendable {
         var openByHandoff: [String: String] = [:]
         /// What is kept per handoff shape (category and skills), for this configuration.
         var shapes: [ShapeKey: Shape] = [:]
+        var random = IDBits()
+        /// The held reservations by expiry.
+        var expiries = ExpiryQueue()
     }
 
     private struct ShapeKey: Hashable {
@@ -168,6 +171,9 @@ final class RouterCore: Sendable {
             state.open[reservation.id] = reservation
             state.openByHandoff[reservation.handoff.handoffID] = reservation.id
             Self.count(reservation, into: &state.live, sign: 1)
+            if reservation.state == .held {
+                state.expiries.insert(reservation.id, expiringAt: reservation.expiresAt)
+            }
         }
         self.state = Mutex(state)
         logger.info(
@@ -332,19 +338,20 @@ final class RouterCore: Sendable {
             }
             return (reply, reasons, nil)
         }
-        let destination = state.configuration.destinations[index]
         let expires = now.addingTimeInterval(state.configuration.policy.reservationTimeoutSeconds)
         reply.outcome = .routed
-        reply.destinationID = destination.id
-        reply.kind = destination.kind == .inHouse ? .inHouse : .partner
-        reply.transferAddress = destination.transfer
+        state.configuration.destinations.withUnsafeBufferPointer { destinations in
+            reply.destinationID = destinations[index].id
+            reply.kind = destinations[index].kind == .inHouse ? .inHouse : .partner
+            reply.transferAddress = destinations[index].transfer
+        }
         reply.predictedLiveHumanMs = prediction.milliseconds
-        reply.reservationID = Self.reservationID(at: now)
+        reply.reservationID = Self.reservationID(at: now, random: &state.random)
         reply.reservationExpiresAtUnixMs = Self.milliseconds(expires)
         let reservation = Reservation(
             id: reply.reservationID,
             handoff: handoff,
-            destinationID: destination.id,
+            destinationID: reply.destinationID,
             state: .held,
             createdAt: now,
             expiresAt: expires,
@@ -353,6 +360,7 @@ final class RouterCore: Sendable {
         )
         state.open[reservation.id] = reservation
         state.openByHandoff[handoff.handoffID] = reservation.id
+        state.expiries.insert(reservation.id, expiringAt: expires)
         Self.count(reservation, into: &state.live, sign: 1)
         return (reply, reasons, reservation)
     }
@@ -541,8 +549,13 @@ final class RouterCore: Sendable {
     func expire() async throws -> Int {
         let now = self.now()
         let expired = self.state.withLock { state -> [Reservation] in
-            let due = state.open.values.filter { $0.state == .held && $0.expiresAt <= now }
-            return due.compactMap { Self.remove($0.id, from: &state) }
+            state.expiries.takeDue(at: now).compactMap { id in
+                // Accepted, released or declined since: not to expire.
+                guard let open = state.open[id], open.state == .held else {
+                    return nil
+                }
+                return Self.remove(id, from: &state)
+            }
         }
         guard !expired.isEmpty else {
             return 0
@@ -591,15 +604,34 @@ final class RouterCore: Sendable {
 
     /// `rsv-` and the time in ms then random bits, in hex: ids made later sort later, so that the reservations'
     /// index grows at its end instead of touching a random page for every insert.
-    static func reservationID(at time: Date) -> String {
+    static func reservationID(at time: Date, random: inout some RandomNumberGenerator) -> String {
         let milliseconds = UInt64(max(0, Self.milliseconds(time)))
-        let random = UInt64.random(in: 0...UInt64.max)
-        return "rsv-" + Self.hex(milliseconds, digits: 12) + "-" + Self.hex(random, digits: 16)
+        let bits = random.next()
+        let digits = Array("0123456789abcdef".utf8)
+        var id = Array("rsv-".utf8)
+        id.reserveCapacity(33)
+        for shift in stride(from: 44, through: 0, by: -4) {
+            id.append(digits[Int(milliseconds >> UInt64(shift) & 0xF)])
+        }
+        id.append(UInt8(ascii: "-"))
+        for shift in stride(from: 60, through: 0, by: -4) {
+            id.append(digits[Int(bits >> UInt64(shift) & 0xF)])
+        }
+        return String(decoding: id, as: UTF8.self)
     }
 
-    private static func hex(_ value: UInt64, digits: Int) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: max(0, digits - text.count)) + text
+    /// The random bits of reservation ids: SplitMix64, seeded from the system's generator. The ids must be unique,
+    /// not secret (ListDestinations shows them), and the system's generator makes a system call for every number.
+    struct IDBits: RandomNumberGenerator {
+        private var state = UInt64.random(in: 0...UInt64.max)
+
+        mutating func next() -> UInt64 {
+            self.state &+= 0x9E37_79B9_7F4A_7C15
+            var z = self.state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
     }
 
     static func name(_ state: Baton_Routing_V1_Reservation.State) -> String {

@@ -42,7 +42,7 @@ struct Prediction: Equatable, Sendable {
     var fromReport: Bool
     var stale: Bool
 
-    init(destination: Destination, live: LiveState, policy: Policy, now: Date) {
+    init(destination: borrowing Destination, live: LiveState, policy: Policy, now: Date) {
         let staffed: Int
         if let report = live.availability {
             self.stale = now.timeIntervalSince(report.at) > policy.availabilityMaxAgeSeconds

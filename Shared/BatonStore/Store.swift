@@ -6,8 +6,8 @@ import Synchronization
 /// commit.
 ///
 /// A write is acknowledged only after its transaction is committed and synced. Writes that arrive while a commit
-/// is in progress wait and then share the next transaction, each in a savepoint of its own, so that one write's
-/// error fails only that write and durability costs one sync per group rather than one per write.
+/// is in progress wait and then share the next transaction, so that durability costs one sync per group rather
+/// than one per write. One write's error fails only that write: it leaves no trace, and the others are stored.
 public final class Store: Sendable {
     /// For reads; they never wait for the writer.
     public let pool: DatabasePool
@@ -18,11 +18,11 @@ public final class Store: Sendable {
         var committing = false
     }
 
-    /// One write: runs in its savepoint, and answers its caller once the group is committed (or has failed).
+    /// One write, and how to answer its caller once its group is committed (or has failed).
     private struct Write: Sendable {
-        /// Runs the write; returns how to answer its caller once the commit's outcome is known.
-        let run: @Sendable (Database) -> @Sendable (_ commitError: (any Error)?) -> Void
-        /// Answers the caller of a write that never ran, because its group failed before reaching it.
+        /// Runs the write, throwing its error; returns how to answer its caller once the commit's outcome is known.
+        let run: @Sendable (Database) throws -> @Sendable (_ commitError: (any Error)?) -> Void
+        /// Answers the caller of a write that failed, or never ran because its group failed.
         let fail: @Sendable (any Error) -> Void
     }
 
@@ -48,22 +48,20 @@ public final class Store: Sendable {
     }
 
     /// Runs `body` in the next group commit and returns its result once that commit is durable. An error thrown
-    /// by `body` rolls back only `body`'s changes.
+    /// by `body` undoes all of `body`'s changes and fails only this write.
+    ///
+    /// `body` must only work on the database: it may run more than once, when another write of its group fails
+    /// and the group runs again without it.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             let write = Write(
                 run: { db in
-                    let result: Result<T, any Error>
-                    do {
-                        result = .success(try Self.inSavepoint(db) { try body(db) })
-                    } catch {
-                        result = .failure(error)
-                    }
+                    let value = try body(db)
                     return { commitError in
                         if let commitError {
                             continuation.resume(throwing: commitError)
                         } else {
-                            continuation.resume(with: result)
+                            continuation.resume(returning: value)
                         }
                     }
                 },
@@ -80,22 +78,6 @@ public final class Store: Sendable {
         }
     }
 
-    /// Runs `body` in a savepoint, rolled back if `body` throws. GRDB's `inSavepoint` prepares its SAVEPOINT and
-    /// RELEASE statements on every call; a group commit runs one savepoint per write, so these are cached.
-    private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
-        try db.cachedStatement(sql: "SAVEPOINT write").execute()
-        do {
-            let value = try body()
-            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
-            return value
-        } catch {
-            // Undo the write's changes and leave its savepoint; the rest of the group stands.
-            try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
-            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
-            throw error
-        }
-    }
-
     /// Commits every waiting write, group after group, until none waits.
     private func commitPending() {
         while true {
@@ -107,23 +89,46 @@ public final class Store: Sendable {
             if writes.isEmpty {
                 return
             }
+            self.commit(writes)
+        }
+    }
+
+    /// Commits `writes` in one transaction.
+    ///
+    /// They run one after the other with no savepoint each: a savepoint costs two statements per write, and writes
+    /// rarely fail. When one does, the transaction is rolled back, that write hears its error, and the others run
+    /// again without it, so each stored write saw exactly the writes stored before it.
+    private func commit(_ writes: [Write]) {
+        var remaining = writes
+        while !remaining.isEmpty {
             var answers: [@Sendable ((any Error)?) -> Void] = []
-            answers.reserveCapacity(writes.count)
+            answers.reserveCapacity(remaining.count)
+            var failed: (index: Int, error: any Error)?
             do {
                 try self.pool.writeWithoutTransaction { db in
                     try db.inTransaction {
-                        for write in writes {
-                            answers.append(write.run(db))
+                        for (index, write) in remaining.enumerated() {
+                            do {
+                                answers.append(try write.run(db))
+                            } catch {
+                                failed = (index, error)
+                                return .rollback
+                            }
                         }
                         return .commit
                     }
                 }
-                answers.forEach { $0(nil) }
             } catch {
-                // The commit failed: nothing of the group is stored, and every writer hears so.
+                // The transaction itself failed: nothing of the group is stored, and every writer hears so.
                 answers.forEach { $0(error) }
-                writes.dropFirst(answers.count).forEach { $0.fail(error) }
+                remaining.dropFirst(answers.count).forEach { $0.fail(error) }
+                return
             }
+            guard let failed else {
+                answers.forEach { $0(nil) }
+                return
+            }
+            remaining.remove(at: failed.index).fail(failed.error)
         }
     }
 }

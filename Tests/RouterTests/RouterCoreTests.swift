@@ -143,11 +143,26 @@ struct RouterCoreTests {
         defer { harness.directory.remove() }
         let core = try harness.open()
         let reply = try await core.route(routeRequest("h-1"))
-        harness.clock.advance(29.9)
+        // Made in the same moment: one accepted, one released, one re-routed by a decline; none of them expires.
+        let accepted = try await core.route(routeRequest("h-2"))
+        _ = try await core.accept(accepted.reservationID)
+        _ = try await core.release(try await core.route(routeRequest("h-3")).reservationID, outcome: .connected)
+        let declined = try await core.route(routeRequest("h-4"))
+        harness.clock.advance(10)
+        let rerouted = try await core.decline(declined.reservationID, reason: "busy")
+        harness.clock.advance(19.9)
         #expect(try await core.expire() == 0)
         harness.clock.advance(0.2)
         #expect(try await core.expire() == 1)
-        #expect(core.list().destinations[0].heldReservations == 0)
+        #expect(core.list().destinations.map(\.heldReservations) == [0, 1])
+        // The re-routed reservation was made 10 s later and expires 10 s later.
+        harness.clock.advance(9.8)
+        #expect(try await core.expire() == 0)
+        harness.clock.advance(0.2)
+        #expect(try await core.expire() == 1)
+        #expect(try await core.explain(rerouted.handoffID).reservations.map(\.state) == [.declined, .expired])
+        #expect(core.list().destinations.map(\.heldReservations) == [0, 0])
+        #expect(core.list().destinations.map(\.acceptedReservations) == [1, 0])
         let failed = await #expect(throws: RPCError.self) { try await core.accept(reply.reservationID) }
         #expect(failed?.code == .failedPrecondition)
         #expect(failed?.message.contains("expired") == true)
