@@ -1,5 +1,6 @@
 import BatonProto
 import Foundation
+import GRDB
 import SwiftProtobuf
 import Synchronization
 
@@ -10,8 +11,9 @@ final class Reasons: Sendable {
     /// The messages encoded as RouteReply's `reasons` field. Appended to a RouteReply encoded without reasons, the
     /// result decodes as that reply with these reasons: protobuf parsers accept fields in any order.
     let encoded: [UInt8]
-    /// Its `reason_sets` row, once a commit that wrote it has succeeded.
-    private let row = Mutex<Int64?>(nil)
+    /// Its `reason_sets` row: inserted by a write whose transaction has not ended yet (for the later writes of
+    /// that transaction), or stored by one that committed.
+    private let stored = Mutex<(row: Int64, committed: Bool)?>(nil)
 
     init(_ verdicts: [Verdict]) {
         self.messages = verdicts.map { verdict in
@@ -33,13 +35,20 @@ final class Reasons: Sendable {
         self.encoded = (try? carrier.serializedBytes()) ?? []
     }
 
-    var storedRow: Int64? {
-        self.row.withLock { $0 }
+    /// The row holding these reasons, stored or inserted earlier in the current transaction; nil when the write
+    /// must insert them. Only a write (on the store's committing thread) may ask.
+    var row: Int64? {
+        self.stored.withLock { $0?.row }
     }
 
-    /// Records the row a committed write stored these reasons in; the first one recorded stays.
-    func stored(at row: Int64) {
-        self.row.withLock { $0 = $0 ?? row }
+    /// Records that a write inserted these reasons as row `id` in the transaction of `db`: its later writes reuse
+    /// the row; it is kept if that transaction commits and forgotten if it rolls back.
+    func inserted(_ id: Int64, in db: Database) {
+        self.stored.withLock { $0 = (id, false) }
+        db.afterNextTransaction(
+            onCommit: { _ in self.stored.withLock { $0 = (id, true) } },
+            onRollback: { _ in self.stored.withLock { if $0?.committed == false { $0 = nil } } }
+        )
     }
 }
 

@@ -29,7 +29,7 @@ struct RouterBenchmark: AsyncParsableCommand {
         }
         defer { _ = system("rm -rf '\(directory)'") }
         let yaml = Self.destinationsYAML()
-        try yaml.write(toFile: directory + "/config/destinations.yaml", atomically: true, encoding: .utf8)
+        try yaml.write(toFile: directory + "/config/destinations.yaml", atomically: false, encoding: .utf8)
         let configuration = try DestinationsFile.parse(yaml, file: "bench.yaml")
         let requests = (0..<1000).map(Self.request)
         print("\(configuration.destinations.count) destinations; \(requests.count) handoff shapes, cycled")

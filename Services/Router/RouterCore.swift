@@ -298,7 +298,8 @@ final class RouterCore: Sendable {
         let holds = configuration.destinations.withUnsafeBufferPointer { destinations in
             kept?.holds(at: now) { index in
                 Prediction(
-                    destination: destinations[index],
+                    agents: destinations[index].agents,
+                    averageHandleSeconds: destinations[index].averageHandleSeconds,
                     live: live[destinations[index].id] ?? LiveState(),
                     policy: configuration.policy,
                     now: now
@@ -384,19 +385,18 @@ final class RouterCore: Sendable {
             var head = reply
             head.reasons = []
             let headBytes: [UInt8] = try head.serializedBytes()
-            let storedReasons = reasons.storedRow
-            let (attempt, inserted) = try await self.store.write { db -> (UInt32, inserted: Int64?) in
+            let attempt = try await self.store.write { db -> UInt32 in
                 if let ending {
                     try Self.update(ending.reservation, in: db, endedAt: ending.at, detail: ending.detail)
                 }
-                var reasonsRow = storedReasons
-                var inserted: Int64?
+                // Reasons shared with earlier decisions are stored once, by the first write that needs them.
+                var reasonsRow = reasons.row
                 if reasonsRow == nil {
                     try db.cachedStatement(sql: "INSERT INTO reason_sets (reasons) VALUES (?)").execute(
                         arguments: [Data(reasons.encoded)]
                     )
                     reasonsRow = db.lastInsertedRowID
-                    inserted = reasonsRow
+                    reasons.inserted(db.lastInsertedRowID, in: db)
                 }
                 let previous = try Int.fetchOne(
                     db.cachedStatement(sql: "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?"),
@@ -428,10 +428,7 @@ final class RouterCore: Sendable {
                         ]
                     )
                 }
-                return (attempt, inserted)
-            }
-            if let inserted {
-                reasons.stored(at: inserted)
+                return attempt
             }
             var stored = reply
             stored.attempt = attempt

@@ -43,6 +43,17 @@ struct Prediction: Equatable, Sendable {
     var stale: Bool
 
     init(destination: borrowing Destination, live: LiveState, policy: Policy, now: Date) {
+        self.init(
+            agents: destination.agents,
+            averageHandleSeconds: destination.averageHandleSeconds,
+            live: live,
+            policy: policy,
+            now: now
+        )
+    }
+
+    /// The prediction for a destination of `agents` agents and that average handle time.
+    init(agents: Int, averageHandleSeconds: Double, live: LiveState, policy: Policy, now: Date) {
         let staffed: Int
         if let report = live.availability {
             self.stale = now.timeIntervalSince(report.at) > policy.availabilityMaxAgeSeconds
@@ -57,8 +68,8 @@ struct Prediction: Equatable, Sendable {
             staffed = report.agentsReady + report.agentsBusy
             self.fromReport = true
         } else {
-            self.freeAgents = destination.agents - live.held - live.accepted.count
-            staffed = destination.agents
+            self.freeAgents = agents - live.held - live.accepted.count
+            staffed = agents
             self.fromReport = false
         }
         let ahead = max(0, -self.freeAgents)
@@ -68,7 +79,7 @@ struct Prediction: Equatable, Sendable {
             self.seconds = .infinity
         } else {
             self.seconds =
-                policy.ringAndGreetSeconds + Double(ahead + 1) * destination.averageHandleSeconds / Double(staffed)
+                policy.ringAndGreetSeconds + Double(ahead + 1) * averageHandleSeconds / Double(staffed)
         }
     }
 
@@ -173,7 +184,8 @@ extension RoutingConfiguration {
                     continue
                 }
                 let prediction = Prediction(
-                    destination: destinations[index],
+                    agents: destinations[index].agents,
+                    averageHandleSeconds: destinations[index].averageHandleSeconds,
                     live: live(destinations[index].id),
                     policy: self.policy,
                     now: now

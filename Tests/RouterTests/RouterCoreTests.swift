@@ -49,7 +49,7 @@ struct Harness {
 
     init(yaml: String = Self.yaml) throws {
         self.directory = try TemporaryDirectory()
-        try yaml.write(toFile: self.directory.appending("destinations.yaml"), atomically: true, encoding: .utf8)
+        try yaml.write(toFile: self.directory.appending("destinations.yaml"), atomically: false, encoding: .utf8)
     }
 
     func open() throws -> RouterCore {
@@ -245,6 +245,29 @@ struct RouterCoreTests {
         _ = try await core.release(again.reservationID, outcome: .connected)
         #expect(try await core.route(routeRequest("h-6")).reasons == overflow.reasons)
         #expect(try await reasonSets() == 3)
+    }
+
+    @Test("concurrent decisions that share their reasons store them once")
+    func sharedReasonsStoredOnce() async throws {
+        let harness = try Harness(yaml: Harness.yaml.replacingOccurrences(of: "agents: 3", with: "agents: 100"))
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        // Every one of them finds a free in-house agent: one decision, whose reasons the first write stores and the
+        // writes committed with it, or after it, reuse.
+        let replies = try await withThrowingTaskGroup(of: Baton_Routing_V1_RouteReply.self) { group in
+            for index in 0..<64 {
+                group.addTask { try await core.route(routeRequest("h-\(index)")) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(replies.map(\.reasons)).count == 1)
+        let rows = try await core.store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM reason_sets")
+        }
+        #expect(rows == 1)
+        for reply in replies.prefix(8) {
+            #expect(try await core.explain(reply.handoffID).decisions == [reply])
+        }
     }
 
     @Test("a kept decision does not outlive the minute: a destination that closes is filtered at once")
