@@ -54,7 +54,7 @@ struct RouterBenchmark: AsyncParsableCommand {
             }
             let decide = Double(self.inProcess) / Benchmarking.seconds(clock.now - started)
             print(
-                "in process, deciding only, shape rules \(kept ? "kept" : "worked out each time"): "
+                "in process, deciding afresh only (no kept decision), shape rules \(kept ? "kept" : "worked out each time"): "
                     + "\(Int(decide)) decisions/s on one core (\(routed * 100 / self.inProcess)% routed)"
             )
         }

@@ -40,7 +40,8 @@ final class RouterCore: Sendable {
         var openByHandoff: [String: String] = [:]
         /// What is kept per handoff shape (category and skills), for this configuration.
         var shapes: [ShapeKey: Shape] = [:]
-        var random = IDBits()
+        /// The random bits of reservation ids, which must be unique, not secret: ListDestinations shows them.
+        var random = SplitMix64()
         /// The held reservations by expiry.
         var expiries = ExpiryQueue()
     }
@@ -615,20 +616,6 @@ final class RouterCore: Sendable {
             id.append(digits[Int(bits >> UInt64(shift) & 0xF)])
         }
         return String(decoding: id, as: UTF8.self)
-    }
-
-    /// The random bits of reservation ids: SplitMix64, seeded from the system's generator. The ids must be unique,
-    /// not secret (ListDestinations shows them), and the system's generator makes a system call for every number.
-    struct IDBits: RandomNumberGenerator {
-        private var state = UInt64.random(in: 0...UInt64.max)
-
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 
     static func name(_ state: Baton_Routing_V1_Reservation.State) -> String {

@@ -1,4 +1,5 @@
 import BatonProto
+import BatonRuntime
 import BatonTestKit
 import Foundation
 import Histogram
@@ -7,19 +8,6 @@ import Synchronization
 import Testing
 
 @testable import MetricsCollector
-
-/// A seeded generator, so that a failing property shows the same case again.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// MetricsCores on real SQLite files in one temporary directory, on a clock the test sets.
 final class Collectors: Sendable {
@@ -124,7 +112,7 @@ struct MetricsCoreTests {
     func orderDoesNotMatter(seed: UInt64) async throws {
         let collectors = try Collectors()
         defer { collectors.remove() }
-        var random = SplitMix64(state: seed)
+        var random = SplitMix64(seed: seed)
         let handoffs = (0..<40).map { Self.randomHandoff($0, using: &random) }
         let ordered = handoffs.flatMap { $0 }.sorted { ($0.atUnixMs, $0.eventID) < ($1.atUnixMs, $1.eventID) }
         let ids = handoffs.compactMap(\.first?.handoffID)
@@ -155,7 +143,7 @@ struct MetricsCoreTests {
 
     @Test("percentiles from the HDR histogram are within its precision of the exact ones", arguments: [7, 99])
     func percentiles(seed: UInt64) {
-        var random = SplitMix64(state: seed)
+        var random = SplitMix64(seed: seed)
         // Mostly 2-10 s, with a long tail: the shape time-to-live-human has.
         let values = (0..<20_000).map { _ -> Int64 in
             Bool.random(using: &random)
@@ -187,7 +175,7 @@ struct MetricsCoreTests {
     func restart() async throws {
         let collectors = try Collectors()
         defer { collectors.remove() }
-        var random = SplitMix64(state: 42)
+        var random = SplitMix64(seed: 42)
         let handoffs = (0..<25).map { Self.randomHandoff($0, using: &random) }
         let ids = handoffs.compactMap(\.first?.handoffID)
         let before: Figures

@@ -75,6 +75,16 @@ func routeRequest(_ handoff: String, urgent: Bool = false) -> Baton_Routing_V1_R
     return request
 }
 
+/// Routes handoffs `h-0` ... at once, each in a task of its own; returns the replies in the order they came.
+func routeConcurrently(_ core: RouterCore, handoffs: Int) async throws -> [Baton_Routing_V1_RouteReply] {
+    try await withThrowingTaskGroup(of: Baton_Routing_V1_RouteReply.self) { group in
+        for index in 0..<handoffs {
+            group.addTask { try await core.route(routeRequest("h-\(index)")) }
+        }
+        return try await group.reduce(into: []) { $0.append($1) }
+    }
+}
+
 @Suite("Router reservations")
 struct RouterCoreTests {
     @Test("1,000 concurrent routes never over-commit a destination, and the rest hear NO_DESTINATION")
@@ -82,12 +92,7 @@ struct RouterCoreTests {
         let harness = try Harness()
         defer { harness.directory.remove() }
         let core = try harness.open()
-        let replies = try await withThrowingTaskGroup(of: Baton_Routing_V1_RouteReply.self) { group in
-            for index in 0..<1000 {
-                group.addTask { try await core.route(routeRequest("h-\(index)")) }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
+        let replies = try await routeConcurrently(core, handoffs: 1000)
         let routed = replies.filter { $0.outcome == .routed }
         #expect(routed.count == 8)  // 3 in-house agents and 5 partner agents; a queued caller would wait 200 s+
         #expect(routed.count { $0.destinationID == "in-house" } == 3)
@@ -254,12 +259,7 @@ struct RouterCoreTests {
         let core = try harness.open()
         // Every one of them finds a free in-house agent: one decision, whose reasons the first write stores and the
         // writes committed with it, or after it, reuse.
-        let replies = try await withThrowingTaskGroup(of: Baton_Routing_V1_RouteReply.self) { group in
-            for index in 0..<64 {
-                group.addTask { try await core.route(routeRequest("h-\(index)")) }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
-        }
+        let replies = try await routeConcurrently(core, handoffs: 64)
         #expect(Set(replies.map(\.reasons)).count == 1)
         let rows = try await core.store.pool.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM reason_sets")
