@@ -11,10 +11,6 @@ struct ExpiryQueue {
     /// Entries before this index have been taken.
     private var head = 0
 
-    var count: Int {
-        self.entries.count - self.head
-    }
-
     mutating func insert(_ id: String, expiringAt at: Date) {
         guard let last = self.entries.last, last.at > at else {
             self.entries.append((at, id))

@@ -266,11 +266,18 @@ final class RouterCore: Sendable {
             let made = Self.decide(handoff, excluded: [], in: &state, now: now)
             return .decided(made.reply, made.reasons, made.reservation)
         }
-        guard case .decided(let reply, let reasons, let reservation) = made else {
-            guard case .repeated(let reply) = made else { fatalError("unreachable") }
+        switch made {
+        case .repeated(let reply):
             return Decided(reply: reply, encoded: try reply.serializedBytes())
+        case .decided(let reply, let reasons, let reservation):
+            return try await self.commit(
+                reply,
+                reasons: reasons,
+                reservation: reservation,
+                request: request,
+                ending: nil
+            )
         }
-        return try await self.commit(reply, reasons: reasons, reservation: reservation, request: request, ending: nil)
     }
 
     /// Decides and, when routed, reserves in memory. The decision is the one kept for the handoff's shape while that
