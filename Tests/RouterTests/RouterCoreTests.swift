@@ -241,11 +241,12 @@ struct RouterCoreTests {
         for reply in replies + [overflow] {
             #expect(try await core.explain(reply.handoffID).decisions == [reply])
         }
-        // Nothing changed but the minute: decided afresh, with the same reasons.
+        // The partner's agent free again: the predictions h-4 saw, so its decision is reused and nothing is stored.
         _ = try await core.release(overflow.reservationID, outcome: .connected)
         let again = try await core.route(routeRequest("h-5"))
         #expect(again.reasons == overflow.reasons)
         #expect(try await reasonSets() == 2)
+        // Nothing changed but the minute: decided afresh, with the same reasons, stored anew.
         harness.clock.advance(60)
         _ = try await core.release(again.reservationID, outcome: .connected)
         #expect(try await core.route(routeRequest("h-6")).reasons == overflow.reasons)
