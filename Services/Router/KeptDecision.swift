@@ -7,6 +7,7 @@ import Synchronization
 /// A decision's reasons as they are answered and stored: converted and encoded once, and stored once, however many
 /// decisions share them.
 final class Reasons: Sendable {
+    /// One per distinct verdict, text and prediction, naming every destination that has it (router.proto).
     let messages: [Baton_Routing_V1_Reason]
     /// The messages encoded as RouteReply's `reasons` field. Appended to a RouteReply encoded without reasons, the
     /// result decodes as that reply with these reasons: protobuf parsers accept fields in any order.
@@ -16,9 +17,21 @@ final class Reasons: Sendable {
     private let stored = Mutex<(row: Int64, committed: Bool)?>(nil)
 
     init(_ verdicts: [Verdict]) {
-        self.messages = verdicts.map { verdict in
+        struct Key: Hashable {
+            var kind: Verdict.Kind
+            var text: String
+            var milliseconds: UInt32
+        }
+        var messages: [Baton_Routing_V1_Reason] = []
+        var index: [Key: Int] = [:]
+        for verdict in verdicts {
+            let key = Key(kind: verdict.kind, text: verdict.text, milliseconds: verdict.prediction?.milliseconds ?? 0)
+            if let shared = index[key] {
+                messages[shared].destinationIds.append(verdict.destinationID)
+                continue
+            }
             var reason = Baton_Routing_V1_Reason()
-            reason.destinationID = verdict.destinationID
+            reason.destinationIds = [verdict.destinationID]
             reason.text = verdict.text
             reason.verdict =
                 switch verdict.kind {
@@ -26,9 +39,11 @@ final class Reasons: Sendable {
                 case .candidate: .candidate
                 case .chosen: .chosen
                 }
-            reason.predictedLiveHumanMs = verdict.prediction?.milliseconds ?? 0
-            return reason
+            reason.predictedLiveHumanMs = key.milliseconds
+            index[key] = messages.count
+            messages.append(reason)
         }
+        self.messages = messages
         var carrier = Baton_Routing_V1_RouteReply()
         carrier.reasons = self.messages
         // Encoding a message of strings and numbers cannot fail.

@@ -132,7 +132,7 @@ struct RouterCoreTests {
         let first = try await core.route(routeRequest("h-1"))
         let second = try await core.decline(first.reservationID, reason: "agent stepped away")
         #expect(second.outcome == .routed && second.destinationID == "partner" && second.attempt == 2)
-        #expect(second.reasons.first { $0.destinationID == "in-house" }?.text == "declined this handoff")
+        #expect(second.reasons.first { $0.destinationIds.contains("in-house") }?.text == "declined this handoff")
         #expect(core.list().destinations.map(\.heldReservations) == [0, 1])
         let third = try await core.decline(second.reservationID, reason: "")
         #expect(third.outcome == .noDestination && third.attempt == 3)
@@ -234,7 +234,8 @@ struct RouterCoreTests {
         let overflow = try await core.route(routeRequest("h-4"))
         #expect(overflow.destinationID == "partner")
         #expect(
-            overflow.reasons.first { $0.destinationID == "in-house" }?.text.contains("over the 8 s maximum") == true
+            overflow.reasons.first { $0.destinationIds.contains("in-house") }?.text.contains("over the 8 s maximum")
+                == true
         )
         #expect(try await reasonSets() == 2)
         // Each decision reads back whole from the store, reasons included.
@@ -293,7 +294,48 @@ struct RouterCoreTests {
         harness.clock.advance(1)
         let closed = try await core.route(routeRequest("h-3"))
         #expect(closed.destinationID == "partner")
-        #expect(closed.reasons.first { $0.destinationID == "in-house" }?.text == "closed now")
+        #expect(closed.reasons.first { $0.destinationIds.contains("in-house") }?.text == "closed now")
+    }
+
+    @Test("destinations with the same verdict, text and prediction share one reason; each appears exactly once")
+    func sharedReasons() async throws {
+        var yaml = "destinations:\n"
+        for (id, kind, skill) in [
+            ("a", "in_house", "billing"), ("d", "in_house", "care"), ("b", "partner", "billing"),
+            ("e", "partner", "care"), ("c", "partner", "billing"),
+        ] {
+            yaml += """
+                  - {id: \(id), kind: \(kind), skills: [\(skill)], transfer: "sip:\(id)@example", agents: 2,
+                     average_handle_s: 300, context: live}
+
+                """
+        }
+        let harness = try Harness(yaml: yaml)
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let reply = try await core.route(routeRequest("h-1"))
+        #expect(reply.destinationID == "a")
+        // In the order of each reason's first destination in the file.
+        #expect(reply.reasons.map(\.destinationIds) == [["a"], ["d", "e"], ["b", "c"]])
+        #expect(reply.reasons.map(\.verdict) == [.chosen, .filtered, .candidate])
+        #expect(reply.reasons[1].text == "lacks skill billing")
+        #expect(reply.reasons[2].text == "qualified; predicted 3 s" && reply.reasons[2].predictedLiveHumanMs == 3000)
+        #expect(try await core.explain("h-1").decisions == [reply])
+
+        // b now predicts differently from c: they no longer share a reason.
+        var report = Baton_Routing_V1_UpdateAvailabilityRequest()
+        report.destinationID = "b"
+        report.agentsBusy = 2
+        report.queueLength = 1
+        _ = try core.updateAvailability(report)
+        let second = try await core.route(routeRequest("h-2"))
+        #expect(second.reasons.flatMap(\.destinationIds).sorted() == ["a", "b", "c", "d", "e"])
+        #expect(second.reasons.first { $0.destinationIds.contains("b") }?.destinationIds == ["b"])
+
+        // A reason stored before reasons were shared (field 1 a single destination_id) reads back as one of one.
+        let legacy: [UInt8] = [0x0A, 0x01, 0x64] + [0x10, 0x01] + [0x1A, 0x0A] + Array("closed now".utf8)
+        let old = try Baton_Routing_V1_Reason(serializedBytes: legacy)
+        #expect(old.destinationIds == ["d"] && old.verdict == .filtered && old.text == "closed now")
     }
 
     @Test("the encoded reply, with its attempt appended, decodes as the reply", arguments: [1, 127, 128, 300_000])

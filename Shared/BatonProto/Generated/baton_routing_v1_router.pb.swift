@@ -181,12 +181,19 @@ public nonisolated struct Baton_Routing_V1_RouteRequest: Sendable {
   public init() {}
 }
 
+/// What became of some of a decision's destinations, and why. Every destination considered appears in exactly one
+/// reason of a decision; destinations with the same verdict, text and prediction share one reason (as the
+/// Kubernetes scheduler says "30 nodes didn't match the node selector"), so that a decision over many destinations
+/// stays short to send, store and read. Reasons come in the order of their first destination in destinations.yaml.
 public nonisolated struct Baton_Routing_V1_Reason: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var destinationID: String = String()
+  /// In destinations.yaml's order. Field 1 was `string destination_id`, one destination per reason, before reasons
+  /// were shared; a repeated string has the same encoding, so a decision stored then reads back as reasons of one
+  /// destination each.
+  public var destinationIds: [String] = []
 
   public var verdict: Baton_Routing_V1_Reason.Verdict = .unspecified
 
@@ -206,6 +213,8 @@ public nonisolated struct Baton_Routing_V1_Reason: Sendable {
 
     /// qualified, not chosen
     case candidate // = 2
+
+    /// always a reason of its own
     case chosen // = 3
     case UNRECOGNIZED(Int)
 
@@ -795,7 +804,7 @@ nonisolated extension Baton_Routing_V1_RouteRequest: SwiftProtobuf.Message, Swif
 
 nonisolated extension Baton_Routing_V1_Reason: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Reason"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}destination_id\0\u{1}verdict\0\u{1}text\0\u{3}predicted_live_human_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}destination_ids\0\u{1}verdict\0\u{1}text\0\u{3}predicted_live_human_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -803,7 +812,7 @@ nonisolated extension Baton_Routing_V1_Reason: SwiftProtobuf.Message, SwiftProto
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.destinationID) }()
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.destinationIds) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.verdict) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.text) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.predictedLiveHumanMs) }()
@@ -813,8 +822,8 @@ nonisolated extension Baton_Routing_V1_Reason: SwiftProtobuf.Message, SwiftProto
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.destinationID.isEmpty {
-      try visitor.visitSingularStringField(value: self.destinationID, fieldNumber: 1)
+    if !self.destinationIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.destinationIds, fieldNumber: 1)
     }
     if self.verdict != .unspecified {
       try visitor.visitSingularEnumField(value: self.verdict, fieldNumber: 2)
@@ -829,7 +838,7 @@ nonisolated extension Baton_Routing_V1_Reason: SwiftProtobuf.Message, SwiftProto
   }
 
   public static func ==(lhs: Baton_Routing_V1_Reason, rhs: Baton_Routing_V1_Reason) -> Bool {
-    if lhs.destinationID != rhs.destinationID {return false}
+    if lhs.destinationIds != rhs.destinationIds {return false}
     if lhs.verdict != rhs.verdict {return false}
     if lhs.text != rhs.text {return false}
     if lhs.predictedLiveHumanMs != rhs.predictedLiveHumanMs {return false}
