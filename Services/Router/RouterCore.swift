@@ -389,7 +389,7 @@ final class RouterCore: Sendable {
         ending: (reservation: Reservation, at: Date, detail: String)?
     ) async throws -> Decided {
         do {
-            let requestBytes = reservation == nil ? Data() : Data(try request.serializedBytes() as [UInt8])
+            let requestBytes: [UInt8] = reservation == nil ? [] : try request.serializedBytes()
             var head = reply
             head.reasons = []
             let headBytes: [UInt8] = try head.serializedBytes()
@@ -406,33 +406,36 @@ final class RouterCore: Sendable {
                     reasonsRow = db.lastInsertedRowID
                     reasons.inserted(db.lastInsertedRowID, in: db)
                 }
-                let previous = try Int.fetchOne(
-                    db.cachedStatement(sql: "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?"),
-                    arguments: [reply.handoffID]
+                let previous = try db.run(
+                    "SELECT COALESCE(MAX(attempt), 0) FROM decisions WHERE handoff_id = ?",
+                    [.text(reply.handoffID)]
                 )
                 let attempt = UInt32((previous ?? 0) + 1)
-                try db.cachedStatement(
-                    sql: """
-                        INSERT INTO decisions (handoff_id, attempt, decided_at, reply, reason_set)
-                        VALUES (?, ?, ?, ?, ?)
-                        """
-                ).execute(
-                    arguments: [reply.handoffID, attempt, reply.decidedAtUnixMs, Data(headBytes), reasonsRow]
+                try db.run(
+                    """
+                    INSERT INTO decisions (handoff_id, attempt, decided_at, reply, reason_set)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                    [
+                        .text(reply.handoffID), .integer(Int64(attempt)), .integer(reply.decidedAtUnixMs),
+                        .blob(headBytes), reasonsRow.map(SQLiteValue.integer) ?? .null,
+                    ]
                 )
                 if let reservation {
                     // The reply is the decision's: stored once, in decisions, and joined back on restore.
-                    try db.cachedStatement(
-                        sql: """
-                            INSERT INTO reservations (id, handoff_id, destination_id, state, created_at, expires_at,
-                                request, excluded, reply, decision_id)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, X'', ?)
-                            """
-                    ).execute(
-                        arguments: [
-                            reservation.id, reservation.handoff.handoffID, reservation.destinationID,
-                            reservation.state.rawValue, Self.milliseconds(reservation.createdAt),
-                            Self.milliseconds(reservation.expiresAt), requestBytes,
-                            reservation.excluded.sorted().joined(separator: ","), db.lastInsertedRowID,
+                    try db.run(
+                        """
+                        INSERT INTO reservations (id, handoff_id, destination_id, state, created_at, expires_at,
+                            request, excluded, reply, decision_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, X'', ?)
+                        """,
+                        [
+                            .text(reservation.id), .text(reservation.handoff.handoffID),
+                            .text(reservation.destinationID), .integer(Int64(reservation.state.rawValue)),
+                            .integer(Self.milliseconds(reservation.createdAt)),
+                            .integer(Self.milliseconds(reservation.expiresAt)), .blob(requestBytes),
+                            .text(reservation.excluded.sorted().joined(separator: ",")),
+                            .integer(db.lastInsertedRowID),
                         ]
                     )
                 }

@@ -1,5 +1,6 @@
 import BatonStore
 import BatonTestKit
+import Foundation
 import GRDB
 import Testing
 
@@ -57,5 +58,43 @@ struct StoreTests {
             try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") } == expected
                 .count + 1
         )
+    }
+    @Test(
+        "run binds each kind of value through SQLite's C API, answers a row's first column, and names the SQL it failed"
+    )
+    func run() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var migrator = Self.migrator
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE values_ (n INTEGER, t TEXT UNIQUE, b BLOB, z)")
+        }
+        let store = try Store(path: directory.appending("test.sqlite"), migrator: migrator)
+        let insert = "INSERT INTO values_ (n, t, b, z) VALUES (?, ?, ?, ?)"
+        try await store.write { db in
+            #expect(try db.run(insert, [.integer(-7), .text("é ✓"), .blob([0, 1, 255]), .null]) == nil)
+            try db.run(insert, [.integer(Int64.max), .text(""), .blob([]), .integer(3)])
+            // A statement that returns rows answers the first column of the first.
+            #expect(try db.run("SELECT n FROM values_ ORDER BY rowid", []) == -7)
+        }
+        let rows = try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT n, t, b, z, typeof(b) AS kind FROM values_ ORDER BY rowid")
+        }
+        #expect(rows.map { $0["n"] as Int64 } == [-7, Int64.max])
+        #expect(rows.map { $0["t"] as String } == ["é ✓", ""])
+        #expect(rows.map { [UInt8]($0["b"] as Data) } == [[0, 1, 255], []])
+        #expect(rows.map { $0["kind"] as String } == ["blob", "blob"])  // an empty blob is not NULL
+        #expect(rows.map { $0["z"] as Int? } == [nil, 3])
+
+        // A broken constraint fails that write with SQLite's message and the SQL; the statement serves again.
+        await #expect {
+            try await store.write { db in try db.run(insert, [.integer(1), .text("é ✓"), .null, .null]) }
+        } throws: { error in
+            let error = error as? DatabaseError
+            return error?.resultCode == .SQLITE_CONSTRAINT && error?.sql == insert
+                && error?.message?.contains("values_.t") == true
+        }
+        _ = try await store.write { db in try db.run(insert, [.integer(2), .text("new"), .null, .null]) }
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM values_") } == 3)
     }
 }
