@@ -92,11 +92,13 @@ struct RouterBenchmark: AsyncParsableCommand {
         defer { Benchmarking.stop(pid) }
         let client = RPCClient(socketPath: directory + "/run/router.sock", logger: logger)
         try await Benchmarking.waitUntilServing(client)
+        let cpuBefore = (server: Benchmarking.cpuSeconds(of: pid), client: Benchmarking.cpuSeconds(of: getpid()))
         let route = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { index in
             var request = requests[index % requests.count]
             request.handoffID = Self.handoffID("s", index)
             _ = try await client.unary("/baton.routing.v1.Router/Route", request, as: Baton_Routing_V1_RouteReply.self)
         }
+        let cpuAfter = (server: Benchmarking.cpuSeconds(of: pid), client: Benchmarking.cpuSeconds(of: getpid()))
         let health = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { _ in
             _ = try await client.unary(
                 "/grpc.health.v1.Health/Check",
@@ -109,6 +111,15 @@ struct RouterBenchmark: AsyncParsableCommand {
             "over the socket, \(self.inFlight) in flight: Route \(Int(route.perSecond)) durable decisions/s, "
                 + "p50 \(route.p50Microseconds) µs, p99 \(route.p99Microseconds) µs"
         )
+        if let serverBefore = cpuBefore.server, let serverAfter = cpuAfter.server, let clientBefore = cpuBefore.client,
+            let clientAfter = cpuAfter.client
+        {
+            let calls = Double(self.calls / self.inFlight * self.inFlight)
+            print(
+                "CPU per Route over the socket: server \(Int((serverAfter - serverBefore) / calls * 1e6)) µs, "
+                    + "client \(Int((clientAfter - clientBefore) / calls * 1e6)) µs"
+            )
+        }
         print(
             "baseline, same socket and run: Health/Check \(Int(health.perSecond)) calls/s, "
                 + "p50 \(health.p50Microseconds) µs, p99 \(health.p99Microseconds) µs"

@@ -16,18 +16,86 @@ import Synchronization
 /// undone and the caller hears UNAVAILABLE.
 final class RouterCore: Sendable {
     /// An open reservation (held or accepted), with what it takes to route its handoff again.
+    ///
+    /// What cannot change while it is open is a shared ``Record``, so that the table of open reservations holds a
+    /// few words for each: that table grows by thousands of reservations a second, and growing it moves every one;
+    /// a whole decision (its reply alone is some 170 bytes of fields) would be moved, and copied with a retain of
+    /// each field whenever a reservation is read.
     struct Reservation: Sendable {
-        var id: String
-        var handoff: Handoff
-        var destinationID: String
+        final class Record: Sendable {
+            let id: String
+            let handoff: Handoff
+            let destinationID: String
+            let createdAt: Date
+            let expiresAt: Date
+            /// Destinations that declined this handoff.
+            let excluded: Set<String>
+            /// The decision that made it, as made: its attempt is known once it is stored.
+            let decision: Baton_Routing_V1_RouteReply
+
+            init(
+                id: String,
+                handoff: Handoff,
+                destinationID: String,
+                createdAt: Date,
+                expiresAt: Date,
+                excluded: Set<String>,
+                decision: Baton_Routing_V1_RouteReply
+            ) {
+                self.id = id
+                self.handoff = handoff
+                self.destinationID = destinationID
+                self.createdAt = createdAt
+                self.expiresAt = expiresAt
+                self.excluded = excluded
+                self.decision = decision
+            }
+        }
+
+        let record: Record
         var state: Baton_Routing_V1_Reservation.State
-        var createdAt: Date
-        var expiresAt: Date
         var acceptedAt: Date?
-        /// Destinations that declined this handoff.
-        var excluded: Set<String>
+        /// The decision's attempt: 0 until it is stored.
+        var attempt: UInt32
+
+        init(
+            id: String,
+            handoff: Handoff,
+            destinationID: String,
+            state: Baton_Routing_V1_Reservation.State,
+            createdAt: Date,
+            expiresAt: Date,
+            acceptedAt: Date? = nil,
+            excluded: Set<String>,
+            reply: Baton_Routing_V1_RouteReply
+        ) {
+            self.record = Record(
+                id: id,
+                handoff: handoff,
+                destinationID: destinationID,
+                createdAt: createdAt,
+                expiresAt: expiresAt,
+                excluded: excluded,
+                decision: reply
+            )
+            self.state = state
+            self.acceptedAt = acceptedAt
+            self.attempt = reply.attempt
+        }
+
+        var id: String { self.record.id }
+        var handoff: Handoff { self.record.handoff }
+        var destinationID: String { self.record.destinationID }
+        var createdAt: Date { self.record.createdAt }
+        var expiresAt: Date { self.record.expiresAt }
+        var excluded: Set<String> { self.record.excluded }
+
         /// The decision that made it, for a repeated Route.
-        var reply: Baton_Routing_V1_RouteReply
+        var reply: Baton_Routing_V1_RouteReply {
+            var reply = self.record.decision
+            reply.attempt = self.attempt
+            return reply
+        }
     }
 
     private struct State {
@@ -444,7 +512,7 @@ final class RouterCore: Sendable {
             var stored = reply
             stored.attempt = attempt
             if let reservation {
-                self.state.withLock { $0.open[reservation.id]?.reply = stored }
+                self.state.withLock { $0.open[reservation.id]?.attempt = attempt }
             }
             return Decided(reply: stored, encoded: Self.appendingAttempt(attempt, to: headBytes + reasons.encoded))
         } catch {

@@ -52,6 +52,29 @@ public enum Benchmarking {
         )
     }
 
+    /// The CPU time (user and system, all threads) process `pid` has used so far, from `/proc/<pid>/stat`; nil
+    /// when it cannot be read. A rate that a noisy machine moves by ±10% moves CPU per call much less.
+    public static func cpuSeconds(of pid: Int32) -> Double? {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else {
+            return nil
+        }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else {
+            return nil
+        }
+        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // The name, field 2, is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
+        guard let close = line.lastIndex(of: ")") else {
+            return nil
+        }
+        let fields = line[line.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            return nil
+        }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// Waits, up to 30 s, until the server behind `client` says SERVING: it answers Health while it still opens
     /// its stores, and its own methods only after.
     public static func waitUntilServing(_ client: RPCClient) async throws {
