@@ -30,8 +30,9 @@ final class RouterCore: Sendable {
             let expiresAt: Date
             /// Destinations that declined this handoff.
             let excluded: Set<String>
-            /// The decision that made it, as made: its attempt is known once it is stored.
+            /// The decision that made it, without its reasons and attempt.
             let decision: Baton_Routing_V1_RouteReply
+            let reasons: [Baton_Routing_V1_Reason]
 
             init(
                 id: String,
@@ -40,7 +41,8 @@ final class RouterCore: Sendable {
                 createdAt: Date,
                 expiresAt: Date,
                 excluded: Set<String>,
-                decision: Baton_Routing_V1_RouteReply
+                decision: Baton_Routing_V1_RouteReply,
+                reasons: [Baton_Routing_V1_Reason]
             ) {
                 self.id = id
                 self.handoff = handoff
@@ -49,6 +51,7 @@ final class RouterCore: Sendable {
                 self.expiresAt = expiresAt
                 self.excluded = excluded
                 self.decision = decision
+                self.reasons = reasons
             }
         }
 
@@ -67,7 +70,9 @@ final class RouterCore: Sendable {
             expiresAt: Date,
             acceptedAt: Date? = nil,
             excluded: Set<String>,
-            reply: Baton_Routing_V1_RouteReply
+            decision: Baton_Routing_V1_RouteReply,
+            reasons: [Baton_Routing_V1_Reason],
+            attempt: UInt32
         ) {
             self.record = Record(
                 id: id,
@@ -76,11 +81,12 @@ final class RouterCore: Sendable {
                 createdAt: createdAt,
                 expiresAt: expiresAt,
                 excluded: excluded,
-                decision: reply
+                decision: decision,
+                reasons: reasons
             )
             self.state = state
             self.acceptedAt = acceptedAt
-            self.attempt = reply.attempt
+            self.attempt = attempt
         }
 
         var id: String { self.record.id }
@@ -91,10 +97,10 @@ final class RouterCore: Sendable {
         var excluded: Set<String> { self.record.excluded }
 
         /// The decision that made it, for a repeated Route.
-        var reply: Baton_Routing_V1_RouteReply {
-            var reply = self.record.decision
-            reply.attempt = self.attempt
-            return reply
+        var decided: Decided {
+            get throws {
+                try Decided(head: self.record.decision, reasons: self.record.reasons, attempt: self.attempt)
+            }
         }
     }
 
@@ -221,10 +227,11 @@ final class RouterCore: Sendable {
         }
         for row in rows {
             let request = try Baton_Routing_V1_RouteRequest(serializedBytes: Self.bytes(row["request"]))
-            var reply = try Baton_Routing_V1_RouteReply(
+            var decision = try Baton_Routing_V1_RouteReply(
                 serializedBytes: Self.bytes(row["decision_reply"]) + Self.bytes(row["decision_reasons"])
             )
-            reply.attempt = row["attempt"] ?? reply.attempt
+            let reasons = decision.reasons
+            decision.reasons = []
             let excluded: String = row["excluded"]
             let reservation = Reservation(
                 id: row["id"],
@@ -235,7 +242,9 @@ final class RouterCore: Sendable {
                 expiresAt: Self.date(row["expires_at"]),
                 acceptedAt: (row["accepted_at"] as Int64?).map(Self.date),
                 excluded: Set(excluded.split(separator: ",").map(String.init)),
-                reply: reply
+                decision: decision,
+                reasons: reasons,
+                attempt: row["attempt"] ?? decision.attempt
             )
             state.open[reservation.id] = reservation
             state.openByHandoff[reservation.handoff.handoffID] = reservation.id
@@ -309,10 +318,34 @@ final class RouterCore: Sendable {
 
     // MARK: - Routing
 
-    /// A decision as it is answered: the reply, and its binary protobuf encoding.
+    /// A decision as it is answered: the reply, in the parts it is made of, and its binary protobuf encoding. The
+    /// RPC answers the encoding; the reply is put together only when asked for.
     struct Decided: Sendable {
-        var reply: Baton_Routing_V1_RouteReply
+        /// The reply without its reasons and attempt.
+        var head: Baton_Routing_V1_RouteReply
+        var reasons: [Baton_Routing_V1_Reason]
+        var attempt: UInt32
         var encoded: [UInt8]
+
+        var reply: Baton_Routing_V1_RouteReply {
+            var reply = self.head
+            reply.reasons = self.reasons
+            reply.attempt = self.attempt
+            return reply
+        }
+
+        init(head: Baton_Routing_V1_RouteReply, reasons: [Baton_Routing_V1_Reason], attempt: UInt32, encoded: [UInt8]) {
+            self.head = head
+            self.reasons = reasons
+            self.attempt = attempt
+            self.encoded = encoded
+        }
+
+        /// Encodes the reply its parts make.
+        init(head: Baton_Routing_V1_RouteReply, reasons: [Baton_Routing_V1_Reason], attempt: UInt32) throws {
+            self.init(head: head, reasons: reasons, attempt: attempt, encoded: [])
+            self.encoded = try self.reply.serializedBytes()
+        }
     }
 
     func route(_ request: Baton_Routing_V1_RouteRequest) async throws -> Baton_Routing_V1_RouteReply {
@@ -324,19 +357,19 @@ final class RouterCore: Sendable {
         let now = self.now()
         enum Made {
             /// The handoff holds an open reservation: the decision that made it, again.
-            case repeated(Baton_Routing_V1_RouteReply)
+            case repeated(Reservation)
             case decided(Baton_Routing_V1_RouteReply, Reasons, Reservation?)
         }
         let made = self.state.withLock { state -> Made in
             if let id = state.openByHandoff[handoff.handoffID], let open = state.open[id] {
-                return .repeated(open.reply)
+                return .repeated(open)
             }
             let made = Self.decide(handoff, excluded: [], in: &state, now: now)
             return .decided(made.reply, made.reasons, made.reservation)
         }
         switch made {
-        case .repeated(let reply):
-            return Decided(reply: reply, encoded: try reply.serializedBytes())
+        case .repeated(let open):
+            return try open.decided
         case .decided(let reply, let reasons, let reservation):
             return try await self.commit(
                 reply,
@@ -348,8 +381,9 @@ final class RouterCore: Sendable {
         }
     }
 
-    /// Decides and, when routed, reserves in memory. The decision is the one kept for the handoff's shape while that
-    /// holds (see ``KeptDecision``); otherwise it is made afresh, and kept.
+    /// Decides and, when routed, reserves in memory; the reply comes without its reasons, which are beside it. The
+    /// decision is the one kept for the handoff's shape while that holds (see ``KeptDecision``); otherwise it is
+    /// made afresh, and kept.
     private static func decide(
         _ handoff: Handoff,
         excluded: Set<String>,
@@ -406,7 +440,6 @@ final class RouterCore: Sendable {
         reply.handoffID = handoff.handoffID
         reply.callID = handoff.callID
         reply.decidedAtUnixMs = Self.milliseconds(now)
-        reply.reasons = reasons.messages
         guard let index = decision.chosen, let prediction = decision.prediction else {
             reply.outcome = .noDestination
             if let next = decision.nextOpening {
@@ -433,7 +466,9 @@ final class RouterCore: Sendable {
             createdAt: now,
             expiresAt: expires,
             excluded: excluded,
-            reply: reply
+            decision: reply,
+            reasons: reasons.messages,
+            attempt: 0
         )
         state.open[reservation.id] = reservation
         state.openByHandoff[handoff.handoffID] = reservation.id
@@ -445,9 +480,9 @@ final class RouterCore: Sendable {
     /// Stores a decision (and its reservation, and the end of the reservation it replaces) and returns the reply
     /// with its attempt number. On failure the in-memory reservation is undone.
     ///
-    /// The reply is encoded once, here, on the caller's thread, and serves both the store and the answer: without
-    /// its reasons, to which ``Reasons/encoded`` is appended, and without its attempt, known only inside the write,
-    /// which is stored in its own column and appended to the answer. Reasons shared by several decisions are
+    /// `reply` comes without its reasons and attempt, and is encoded once, here, on the caller's thread: that serves
+    /// both the store and the answer, to which ``Reasons/encoded`` and the attempt, known only inside the write and
+    /// stored in its own column, are appended. Reasons shared by several decisions are
     /// stored once, in `reason_sets`.
     private func commit(
         _ reply: Baton_Routing_V1_RouteReply,
@@ -458,9 +493,7 @@ final class RouterCore: Sendable {
     ) async throws -> Decided {
         do {
             let requestBytes: [UInt8] = reservation == nil ? [] : try request.serializedBytes()
-            var head = reply
-            head.reasons = []
-            let headBytes: [UInt8] = try head.serializedBytes()
+            let headBytes: [UInt8] = try reply.serializedBytes()
             let attempt = try await self.store.write { db -> UInt32 in
                 if let ending {
                     try Self.update(ending.reservation, in: db, endedAt: ending.at, detail: ending.detail)
@@ -509,12 +542,15 @@ final class RouterCore: Sendable {
                 }
                 return attempt
             }
-            var stored = reply
-            stored.attempt = attempt
             if let reservation {
                 self.state.withLock { $0.open[reservation.id]?.attempt = attempt }
             }
-            return Decided(reply: stored, encoded: Self.appendingAttempt(attempt, to: headBytes + reasons.encoded))
+            return Decided(
+                head: reply,
+                reasons: reasons.messages,
+                attempt: attempt,
+                encoded: Self.appendingAttempt(attempt, to: headBytes + reasons.encoded)
+            )
         } catch {
             if let reservation {
                 self.state.withLock { state in
