@@ -53,7 +53,7 @@ public enum Benchmarking {
     }
 
     /// The CPU time (user and system, all threads) process `pid` has used so far, from `/proc/<pid>/stat`; nil
-    /// when it cannot be read. A rate that a noisy machine moves by ±10% moves CPU per call much less.
+    /// when it cannot be read. Divided by the calls of a run, it says where a call's cost lies, server or client.
     public static func cpuSeconds(of pid: Int32) -> Double? {
         guard let file = fopen("/proc/\(pid)/stat", "r") else {
             return nil
