@@ -482,8 +482,8 @@ final class RouterCore: Sendable {
     ///
     /// `reply` comes without its reasons and attempt, and is encoded once, here, on the caller's thread: that serves
     /// both the store and the answer, to which ``Reasons/encoded`` and the attempt, known only inside the write and
-    /// stored in its own column, are appended. Reasons shared by several decisions are
-    /// stored once, in `reason_sets`.
+    /// stored in its own column, are appended. Reasons shared by several decisions are stored once, in
+    /// `reason_sets`.
     private func commit(
         _ reply: Baton_Routing_V1_RouteReply,
         reasons: Reasons,
