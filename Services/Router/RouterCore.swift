@@ -749,12 +749,12 @@ final class RouterCore: Sendable {
         endedAt: Date? = nil,
         detail: String = ""
     ) throws {
-        try db.cachedStatement(
-            sql: "UPDATE reservations SET state = ?, accepted_at = ?, ended_at = ?, detail = ? WHERE id = ?"
-        ).execute(
-            arguments: [
-                reservation.state.rawValue, reservation.acceptedAt.map(Self.milliseconds),
-                endedAt.map(Self.milliseconds), detail, reservation.id,
+        try db.run(
+            "UPDATE reservations SET state = ?, accepted_at = ?, ended_at = ?, detail = ? WHERE id = ?",
+            [
+                .integer(Int64(reservation.state.rawValue)),
+                reservation.acceptedAt.map { .integer(Self.milliseconds($0)) } ?? .null,
+                endedAt.map { .integer(Self.milliseconds($0)) } ?? .null, .text(detail), .text(reservation.id),
             ]
         )
     }
