@@ -29,8 +29,14 @@ extension Database {
             case .integer(let value):
                 code = sqlite3_bind_int64(statement, position, value)
             case .text(var value):
-                code = value.withUTF8 {
-                    sqlite3_bind_text(statement, position, $0.baseAddress, Int32($0.count), transient)
+                code = value.withUTF8 { utf8 in
+                    // SQLite takes a null pointer as NULL: an empty string gets a pointer to nothing.
+                    guard let base = utf8.baseAddress else {
+                        return sqlite3_bind_text(statement, position, "", 0, transient)
+                    }
+                    return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                        sqlite3_bind_text(statement, position, $0, Int32(utf8.count), transient)
+                    }
                 }
             case .blob(let value):
                 code = value.withUnsafeBytes {
