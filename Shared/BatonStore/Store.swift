@@ -8,6 +8,7 @@ import Synchronization
 /// A write is acknowledged only after its transaction is committed and synced. Writes that arrive while a commit
 /// is in progress wait and then share the next transaction, so that durability costs one sync per group rather
 /// than one per write. One write's error fails only that write: it leaves no trace, and the others are stored.
+/// A ``Checkpointer`` copies the log into the database file in the background.
 public final class Store: Sendable {
     /// For reads; they never wait for the writer.
     public let pool: DatabasePool
@@ -28,9 +29,12 @@ public final class Store: Sendable {
 
     private let pending = Mutex(Pending())
     private let committer = DispatchQueue(label: "baton.store.commit")
+    /// Called by the writer's connection after each commit.
+    private let checkpointer: Checkpointer
 
-    /// Opens (creating when needed) the database at `path` and applies `migrator`'s migrations.
-    public init(path: String, migrator: DatabaseMigrator) throws {
+    /// Opens (creating when needed) the database at `path` and applies `migrator`'s migrations. The log is
+    /// checkpointed in the background once it holds `checkpointPages` pages (see ``Checkpointer``).
+    public init(path: String, migrator: DatabaseMigrator, checkpointPages: Int32 = 8000) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         self.pool = try DatabasePool(path: path, configuration: configuration)
@@ -45,6 +49,14 @@ public final class Store: Sendable {
             throw StoreError("\(path): PRAGMA synchronous reads \(synchronous) after setting FULL (2)")
         }
         try migrator.migrate(self.pool)
+        precondition(checkpointPages > 0, "checkpointPages must be positive")
+        let checkpointer = try Checkpointer(path: path, pages: checkpointPages)
+        self.pool.writeWithoutTransaction { checkpointer.install(on: $0) }
+        self.checkpointer = checkpointer
+    }
+
+    deinit {
+        self.pool.writeWithoutTransaction { Checkpointer.uninstall(from: $0) }
     }
 
     /// Runs `body` in the next group commit and returns its result once that commit is durable. An error thrown

@@ -97,4 +97,40 @@ struct StoreTests {
         _ = try await store.write { db in try db.run(insert, [.integer(2), .text("new"), .null, .null]) }
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM values_") } == 3)
     }
+    @Test("the log is checkpointed in the background: it stays bounded under writes, and the database file gets them")
+    func checkpoints() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.appending("test.sqlite")
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        }
+        let store = try Store(path: path, migrator: migrator, checkpointPages: 50)
+        // 400 rows of 4 KB (two pages each, with its overflow), 8 to a write: the log passes 50 pages again and again.
+        for write in 0..<50 {
+            _ = try await store.write { db in
+                for row in 0..<8 {
+                    try db.run(
+                        "INSERT INTO blobs (id, data) VALUES (?, ?)",
+                        [.integer(Int64(write * 8 + row)), .blob([UInt8](repeating: UInt8(row), count: 4096))]
+                    )
+                }
+            }
+        }
+        // The log never held more than four times the threshold and one write's pages (each page a frame with a
+        // 24-byte header, after the log's 32-byte header).
+        #expect(try Self.size(path + "-wal") <= 32 + (4 * 50 + 40) * (4096 + 24))
+        // Nothing but the checkpointer copies the log into the database file: it ends up holding every row.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try Self.size(path) < 400 * 4096, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try Self.size(path) >= 400 * 4096)
+        #expect(try await store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM blobs") } == 400)
+    }
+
+    static func size(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    }
 }
