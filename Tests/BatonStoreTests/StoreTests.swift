@@ -97,6 +97,7 @@ struct StoreTests {
         _ = try await store.write { db in try db.run(insert, [.integer(2), .text("new"), .null, .null]) }
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM values_") } == 3)
     }
+
     @Test("the log is checkpointed in the background: it stays bounded under writes, and the database file gets them")
     func checkpoints() async throws {
         let directory = try TemporaryDirectory()
