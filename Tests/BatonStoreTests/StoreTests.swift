@@ -59,6 +59,7 @@ struct StoreTests {
                 .count + 1
         )
     }
+
     @Test(
         "run binds each kind of value through SQLite's C API, answers a row's first column, and names the SQL it failed"
     )
