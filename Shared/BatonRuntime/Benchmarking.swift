@@ -55,15 +55,9 @@ public enum Benchmarking {
     /// The CPU time (user and system, all threads) process `pid` has used so far, from `/proc/<pid>/stat`; nil
     /// when it cannot be read. Divided by the calls of a run, it says where a call's cost lies, server or client.
     public static func cpuSeconds(of pid: Int32) -> Double? {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else {
+        guard let line = try? TextFile.read("/proc/\(pid)/stat") else {
             return nil
         }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else {
-            return nil
-        }
-        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         // The name, field 2, is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
         guard let close = line.lastIndex(of: ")") else {
             return nil
