@@ -321,21 +321,23 @@ const ProtobufCMessageDescriptor baton__rpc__v1__status__descriptor =
   (ProtobufCMessageInit) baton__rpc__v1__status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue baton__rpc__v1__kind__enum_values_by_number[5] =
+static const ProtobufCEnumValue baton__rpc__v1__kind__enum_values_by_number[6] =
 {
   { "KIND_UNSPECIFIED", "BATON__RPC__V1__KIND__KIND_UNSPECIFIED", 0 },
   { "REQUEST", "BATON__RPC__V1__KIND__REQUEST", 1 },
   { "MESSAGE", "BATON__RPC__V1__KIND__MESSAGE", 2 },
   { "END", "BATON__RPC__V1__KIND__END", 3 },
   { "CANCEL", "BATON__RPC__V1__KIND__CANCEL", 4 },
+  { "GOAWAY", "BATON__RPC__V1__KIND__GOAWAY", 5 },
 };
 static const ProtobufCIntRange baton__rpc__v1__kind__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex baton__rpc__v1__kind__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex baton__rpc__v1__kind__enum_values_by_name[6] =
 {
   { "CANCEL", 4 },
   { "END", 3 },
+  { "GOAWAY", 5 },
   { "KIND_UNSPECIFIED", 0 },
   { "MESSAGE", 2 },
   { "REQUEST", 1 },
@@ -347,9 +349,9 @@ const ProtobufCEnumDescriptor baton__rpc__v1__kind__descriptor =
   "Kind",
   "Baton__Rpc__V1__Kind",
   "baton.rpc.v1",
-  5,
+  6,
   baton__rpc__v1__kind__enum_values_by_number,
-  5,
+  6,
   baton__rpc__v1__kind__enum_values_by_name,
   1,
   baton__rpc__v1__kind__value_ranges,

@@ -39,7 +39,11 @@ typedef enum _Baton__Rpc__V1__Kind {
   /*
    * client -> server: the client gives up on the call
    */
-  BATON__RPC__V1__KIND__CANCEL = 4
+  BATON__RPC__V1__KIND__CANCEL = 4,
+  /*
+   * server -> client, call_id 0: the server is draining; open no new call on this connection
+   */
+  BATON__RPC__V1__KIND__GOAWAY = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(BATON__RPC__V1__KIND)
 } Baton__Rpc__V1__Kind;
 
@@ -60,9 +64,12 @@ struct  Baton__Rpc__V1__Frame
 {
   ProtobufCMessage base;
   /*
-   * chosen by the client; non-zero; unique among the connection's open calls
+   * chosen by the client; non-zero; unique among the connection's open calls;
    */
   uint64_t call_id;
+  /*
+   * 0 only on GOAWAY, which is about the connection, not a call
+   */
   Baton__Rpc__V1__Kind kind;
   /*
    * REQUEST only: "/baton.routing.v1.Router/Route"

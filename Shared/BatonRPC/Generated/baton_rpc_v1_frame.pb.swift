@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// The frame every Baton connection carries, in both directions (WIRE.md, "Framing").
+/// The frame every Baton connection carries, in both directions (docs/PROTOCOL.md, "Framing").
 /// On the socket each frame is preceded by its length as a big-endian uint32 (1 .. 4,194,304).
 
 #if canImport(FoundationEssentials)
@@ -43,6 +43,9 @@ public nonisolated enum Baton_Rpc_V1_Kind: SwiftProtobuf.Enum, Swift.CaseIterabl
 
   /// client -> server: the client gives up on the call
   case cancel // = 4
+
+  /// server -> client, call_id 0: the server is draining; open no new call on this connection
+  case goaway // = 5
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -56,6 +59,7 @@ public nonisolated enum Baton_Rpc_V1_Kind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case 2: self = .message
     case 3: self = .end
     case 4: self = .cancel
+    case 5: self = .goaway
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -67,6 +71,7 @@ public nonisolated enum Baton_Rpc_V1_Kind: SwiftProtobuf.Enum, Swift.CaseIterabl
     case .message: return 2
     case .end: return 3
     case .cancel: return 4
+    case .goaway: return 5
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -78,6 +83,7 @@ public nonisolated enum Baton_Rpc_V1_Kind: SwiftProtobuf.Enum, Swift.CaseIterabl
     .message,
     .end,
     .cancel,
+    .goaway,
   ]
 
 }
@@ -87,9 +93,10 @@ public nonisolated struct Baton_Rpc_V1_Frame: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// chosen by the client; non-zero; unique among the connection's open calls
+  /// chosen by the client; non-zero; unique among the connection's open calls;
   public var callID: UInt64 = 0
 
+  /// 0 only on GOAWAY, which is about the connection, not a call
   public var kind: Baton_Rpc_V1_Kind = .unspecified
 
   /// REQUEST only: "/baton.routing.v1.Router/Route"
@@ -144,7 +151,7 @@ public nonisolated struct Baton_Rpc_V1_Status: Sendable {
 fileprivate nonisolated let _protobuf_package = "baton.rpc.v1"
 
 nonisolated extension Baton_Rpc_V1_Kind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}REQUEST\0\u{1}MESSAGE\0\u{1}END\0\u{1}CANCEL\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}REQUEST\0\u{1}MESSAGE\0\u{1}END\0\u{1}CANCEL\0\u{1}GOAWAY\0")
 }
 
 nonisolated extension Baton_Rpc_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
