@@ -1,8 +1,11 @@
 // swift-tools-version: 6.1
 // Baton: AI-to-human handoffs. The layers, bottom up:
-//   BatonProto (generated messages) -> BatonRPC (the wire protocol over Unix sockets)
-//   -> BatonRuntime (configuration, logging, service wiring) -> the services under Services/.
-//   BatonTestKit helps tests start real processes and speak raw frames.
+//   BatonRPC (the wire protocol over Unix sockets, with its own frame and health messages)
+//   -> BatonProto (the services' messages, typed methods and clients, generated from protos/)
+//   -> BatonRuntime (configuration, logging, service wiring) and BatonStore (SQLite)
+//   -> one library per service under Services/ (its domain and handlers), each with a short executable main.
+//   BatonTestKit helps tests start real processes and speak raw frames; Tools/protoc-gen-baton generates the
+//   typed methods and clients.
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -11,6 +14,46 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
+
+let nio = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioConcurrency = Target.Dependency.product(name: "NIOConcurrencyHelpers", package: "swift-nio")
+let protobuf = Target.Dependency.product(name: "SwiftProtobuf", package: "swift-protobuf")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
+let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+
+/// A service: its library `<Name>Kit` (domain and handlers, which tests import) and the executable `process` (a main
+/// of a few lines), so that the Procfile, the socket and the binary share one name.
+func service(_ name: String, process: String, dependencies: [Target.Dependency]) -> [Target] {
+    [
+        .target(
+            name: name + "Kit",
+            dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, logging] + dependencies,
+            path: "Services/\(name)/\(name)Kit",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: name,
+            dependencies: [.target(name: name + "Kit"), argumentParser],
+            path: "Services/\(name)/\(process)",
+            swiftSettings: swiftSettings
+        ),
+    ]
+}
+
+/// A benchmark: an executable of its own under Benchmarks/, run by hand (Benchmarks/README.md), never by the tests.
+func benchmark(_ name: String, dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, logging, protobuf] + dependencies,
+        path: "Benchmarks/\(name)",
+        swiftSettings: swiftSettings
+    )
+}
 
 let package = Package(
     name: "Baton",
@@ -23,7 +66,12 @@ let package = Package(
         .executable(name: "supervisor", targets: ["Supervisor"]),
         .executable(name: "batonctl", targets: ["Batonctl"]),
         .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
+        .executable(name: "gate-evaluator-benchmark", targets: ["GateEvaluatorBenchmark"]),
+        .executable(name: "router-benchmark", targets: ["RouterBenchmark"]),
+        .executable(name: "metrics-benchmark", targets: ["MetricsBenchmark"]),
+        .executable(name: "protoc-gen-baton", targets: ["protoc-gen-baton"]),
         .library(name: "BatonRPC", targets: ["BatonRPC"]),
+        .library(name: "BatonProto", targets: ["BatonProto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -38,245 +86,135 @@ let package = Package(
     targets: [
         // Shared/: libraries every process uses. Nothing here imports a service.
         .target(
-            name: "BatonProto",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            path: "Shared/BatonProto",
+            name: "BatonRPC",
+            dependencies: [nio, nioPosix, protobuf, logging, lifecycle],
+            path: "Shared/BatonRPC",
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "BatonRPC",
-            dependencies: [
-                "BatonProto",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Shared/BatonRPC",
+            name: "BatonProto",
+            dependencies: ["BatonRPC", protobuf],
+            path: "Shared/BatonProto",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BatonRuntime",
             dependencies: [
-                "BatonRPC",
-                "BatonProto",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Yams", package: "Yams"),
+                "BatonRPC", "BatonProto", argumentParser, logging, lifecycle, unixSignals, nioConcurrency, yams,
             ],
             path: "Shared/BatonRuntime",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BatonStore",
-            dependencies: [
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: [grdb, .product(name: "GRDBSQLite", package: "GRDB.swift"), logging],
             path: "Shared/BatonStore",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "BatonTestKit",
-            dependencies: [
-                "BatonRPC",
-                "BatonProto",
-                "BatonRuntime",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
+            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", nio, nioPosix, protobuf],
             path: "Shared/BatonTestKit",
             swiftSettings: swiftSettings
         ),
-
         .target(
             name: "CBatonProcess",
             path: "Shared/CBatonProcess"
         ),
 
-        // Services/: one executable per process, named as in the Procfile and the socket.
+        // Tools/: the protoc plugin that writes the typed methods and clients (scripts/generate-protos.sh runs it).
         .executableTarget(
-            name: "Supervisor",
-            dependencies: [
-                "BatonRuntime",
-                "BatonRPC",
-                "BatonProto",
-                "CBatonProcess",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
-            ],
-            path: "Services/Supervisor",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "ContextAssembler",
-            dependencies: ["BatonRuntime"],
-            path: "Services/ContextAssembler",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "GateEvaluator",
-            dependencies: [
-                "BatonRuntime",
-                "BatonRPC",
-                "BatonProto",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
-            ],
-            path: "Services/GateEvaluator",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "Router",
-            dependencies: [
-                "BatonRuntime",
-                "BatonRPC",
-                "BatonProto",
-                "BatonStore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "Yams", package: "Yams"),
-            ],
-            path: "Services/Router",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "MetricsCollector",
-            dependencies: [
-                "BatonRuntime",
-                "BatonRPC",
-                "BatonProto",
-                "BatonStore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
-            path: "Services/MetricsCollector",
+            name: "protoc-gen-baton",
+            dependencies: [protobuf, .product(name: "SwiftProtobufPluginLibrary", package: "swift-protobuf")],
+            path: "Tools/protoc-gen-baton",
             swiftSettings: swiftSettings
         ),
 
         // Clients/: what operators and integrators run.
         .executableTarget(
             name: "Batonctl",
-            dependencies: [
-                "BatonRuntime",
-                "BatonRPC",
-                "BatonProto",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
+            dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, logging, protobuf],
             path: "Clients/batonctl",
             swiftSettings: swiftSettings
         ),
 
-        // Benchmarks/: run by hand (see Benchmarks/README.md), never by the tests.
-        .executableTarget(
-            name: "RPCBenchmark",
-            dependencies: [
-                "BatonRPC",
-                "BatonTestKit",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
-            path: "Benchmarks/RPCBenchmark",
-            swiftSettings: swiftSettings
-        ),
+        // Benchmarks/
+        benchmark("RPCBenchmark", dependencies: ["BatonTestKit"]),
+        benchmark("GateEvaluatorBenchmark", dependencies: ["GateEvaluatorKit"]),
+        benchmark("RouterBenchmark", dependencies: ["RouterKit"]),
+        benchmark("MetricsBenchmark", dependencies: ["MetricsCollectorKit"]),
 
         // Tests/
         .testTarget(
             name: "BatonRPCTests",
-            dependencies: [
-                "BatonRPC",
-                "BatonProto",
-                "BatonTestKit",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
+            dependencies: ["BatonRPC", "BatonProto", "BatonTestKit", logging, nioConcurrency, nio, nioPosix, protobuf],
             path: "Tests/BatonRPCTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BatonRuntimeTests",
-            dependencies: [
-                "BatonRuntime",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: ["BatonRuntime", argumentParser, logging],
             path: "Tests/BatonRuntimeTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BatonStoreTests",
-            dependencies: ["BatonStore", "BatonTestKit", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["BatonStore", "BatonTestKit", grdb],
             path: "Tests/BatonStoreTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "GateEvaluatorTests",
-            dependencies: ["GateEvaluator", "BatonRuntime", "BatonTestKit"],
+            dependencies: ["GateEvaluatorKit", "BatonRuntime", "BatonTestKit"],
             path: "Tests/GateEvaluatorTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RouterTests",
-            dependencies: [
-                "Router", "BatonRuntime", "BatonStore", "BatonTestKit",
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
+            dependencies: ["RouterKit", "BatonRuntime", "BatonStore", "BatonTestKit", grdb, protobuf],
             path: "Tests/RouterTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "MetricsCollectorTests",
-            dependencies: ["MetricsCollector", "BatonRuntime", "BatonStore", "BatonTestKit"],
+            dependencies: ["MetricsCollectorKit", "BatonRuntime", "BatonStore", "BatonTestKit"],
             path: "Tests/MetricsCollectorTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["Supervisor"],
+            dependencies: ["SupervisorKit"],
             path: "Tests/SupervisorTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: [
-                "BatonRPC",
-                "BatonProto",
-                "BatonRuntime",
-                "BatonTestKit",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ],
+            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", "BatonTestKit", protobuf],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),
     ]
+)
+
+// Services/: one library and one executable per process.
+package.targets += service("ContextAssembler", process: "context-assembler", dependencies: [])
+package.targets += service(
+    "GateEvaluator",
+    process: "gate-evaluator",
+    dependencies: [nioConcurrency, lifecycle, unixSignals, yams]
+)
+package.targets += service(
+    "Router",
+    process: "router",
+    dependencies: ["BatonStore", grdb, nioConcurrency, lifecycle, protobuf, yams]
+)
+package.targets += service(
+    "MetricsCollector",
+    process: "metrics-collector",
+    dependencies: ["BatonStore", grdb, .product(name: "Histogram", package: "hdrhistogram-swift"), protobuf]
+)
+package.targets += service(
+    "Supervisor",
+    process: "supervisor",
+    dependencies: ["CBatonProcess", nio, nioPosix, nioConcurrency, lifecycle, unixSignals, yams]
 )

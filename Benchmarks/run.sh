@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
-# Builds the RPC benchmark (release) and the C floor, then prints latency and throughput for both and their
-# ratios. Run by hand, never by the tests; takes about a minute after the build.
-# Usage: Benchmarks/run.sh [rpc-benchmark options, e.g. --sequential 20000 --calls 200000]
+# Builds one benchmark in release mode, with the process it measures, and runs it. Run by hand, never by the tests;
+# each prints its figures beside a baseline measured in the same run (see Benchmarks/README.md).
+# Usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics [the benchmark's options, e.g. --calls 200000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
-scripts/install-deps.sh
-mkdir -p Benchmarks/c/build
-cc -O2 -Wall -Werror -o Benchmarks/c/build/pingpong Benchmarks/c/pingpong.c
-swift build -c release --product rpc-benchmark
-.build/release/rpc-benchmark --pingpong Benchmarks/c/build/pingpong "$@"
+
+name=${1:-}
+shift || true
+case "$name" in
+rpc)
+    scripts/install-deps.sh
+    mkdir -p Benchmarks/c/build
+    cc -O2 -Wall -Werror -o Benchmarks/c/build/pingpong Benchmarks/c/pingpong.c
+    swift build -c release --product rpc-benchmark
+    exec .build/release/rpc-benchmark --pingpong Benchmarks/c/build/pingpong "$@"
+    ;;
+gate-evaluator | router)
+    scripts/install-deps.sh
+    swift build -c release --product "$name" --product "$name-benchmark"
+    exec ".build/release/$name-benchmark" "$@"
+    ;;
+metrics)
+    scripts/install-deps.sh
+    swift build -c release --product metrics-collector --product metrics-benchmark
+    exec .build/release/metrics-benchmark "$@"
+    ;;
+*)
+    echo "usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics [options]" >&2
+    exit 2
+    ;;
+esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check Baton has, as CI does: installs what is missing, lints the hand-written Swift with
-# swift-format, builds everything (services, tests, benchmark), builds the C client, and runs all tests
-# (unit, real-socket and end-to-end tests that start the service executables and the C client).
+# swift-format, checks that the committed generated code is what protos/ generates, builds everything (services,
+# tests, benchmarks), builds the C client, and runs all tests (unit, real-socket and end-to-end tests that start
+# the service executables and the C client).
 # Usage: scripts/test.sh [extra arguments for swift test, e.g. --filter Framing]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,12 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 
-echo "== swift format lint (hand-written sources; generated code is excluded)"
-swift format lint --strict --recursive Package.swift Shared/BatonRPC Shared/BatonRuntime \
-    Shared/BatonTestKit/*.swift Services Tests Benchmarks
+echo "== swift format lint (every hand-written source; generated code is excluded)"
+mapfile -t sources < <(find Shared Services Clients Tools Tests Benchmarks -name '*.swift' -not -path '*/Generated/*' | sort)
+swift format lint --strict Package.swift "${sources[@]}"
+
+echo "== generated code matches protos/"
+scripts/generate-protos.sh --check
 
 echo "== build"
 swift build --build-tests

@@ -79,7 +79,7 @@ struct Measure: AsyncParsableCommand {
         let requestSize = (try request.serializedBytes() as [UInt8]).count
 
         let client = RPCClient(socketPath: socket)
-        _ = try await client.unary("/baton.testing.v1.Echo/Echo", request, as: Baton_Testing_V1_EchoReply.self)
+        _ = try await client.unary(Baton_Testing_V1_Echo.Method.echo, request)
         print("  payload: request \(requestSize) bytes, reply \(requestSize) bytes")
 
         let onPool = try await self.sequentialLatency(client, request)
@@ -129,7 +129,7 @@ struct Measure: AsyncParsableCommand {
         let clock = ContinuousClock()
         for _ in 0..<self.sequential {
             let start = clock.now
-            _ = try await client.unary("/baton.testing.v1.Echo/Echo", request, as: Baton_Testing_V1_EchoReply.self)
+            _ = try await client.unary(Baton_Testing_V1_Echo.Method.echo, request)
             let elapsed = clock.now - start
             samples.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
         }
@@ -148,9 +148,8 @@ struct Measure: AsyncParsableCommand {
                     group.addTask(executorPreference: client.taskExecutor) {
                         for _ in 0..<perCaller {
                             _ = try await client.unary(
-                                "/baton.testing.v1.Echo/Echo",
+                                Baton_Testing_V1_Echo.Method.echo,
                                 request,
-                                as: Baton_Testing_V1_EchoReply.self
                             )
                         }
                     }

@@ -47,21 +47,15 @@ struct Connection: ParsableArguments {
         return RPCClient(socketPath: self.socket(of: process), logger: logger)
     }
 
-    /// Calls a unary method (its full path) of `process`. A failed call is reported in one line by ``fail(_:of:)``.
+    /// Calls a unary method of `process`. A failed call is reported in one line by ``fail(_:of:)``.
     func call<Request: Message, Reply: Message>(
         _ process: String,
-        _ path: String,
-        _ request: Request,
-        as reply: Reply.Type
+        _ method: UnaryMethod<Request, Reply>,
+        _ request: Request
     ) async throws -> Reply {
         let client = self.client(of: process)
         do {
-            let result = try await client.unary(
-                path,
-                request,
-                as: Reply.self,
-                options: CallOptions(timeout: .seconds(60))
-            )
+            let result = try await client.unary(method, request, options: CallOptions(timeout: .seconds(60)))
             await client.close()
             return result
         } catch let error as RPCError {
@@ -72,29 +66,23 @@ struct Connection: ParsableArguments {
 
     /// Calls the supervisor; when it is not running, says so and how to start it, in one line, and exits 2.
     func callSupervisor<Request: Message, Reply: Message>(
-        _ method: String,
-        _ request: Request,
-        as reply: Reply.Type
+        _ method: UnaryMethod<Request, Reply>,
+        _ request: Request
     ) async throws -> Reply {
-        try await self.call("supervisor", "/baton.supervisor.v1.Supervisor/\(method)", request, as: Reply.self)
+        try await self.call("supervisor", method, request)
     }
 }
 
 extension Connection {
     /// Calls a streaming method of the supervisor and hands each reply to `body`; errors as ``callSupervisor``.
     func streamFromSupervisor<Request: Message, Reply: Message>(
-        _ method: String,
+        _ method: ServerStreamingMethod<Request, Reply>,
         _ request: Request,
-        as reply: Reply.Type,
         _ body: (Reply) -> Void
     ) async throws {
         let client = self.client(of: "supervisor")
         do {
-            for try await reply in try client.serverStream(
-                "/baton.supervisor.v1.Supervisor/\(method)",
-                request,
-                as: Reply.self
-            ) {
+            for try await reply in try client.serverStream(method, request) {
                 body(reply)
             }
             await client.close()
@@ -211,9 +199,8 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let reply = try await self.connection.callSupervisor(
-            "Status",
-            Baton_Supervisor_V1_StatusRequest(),
-            as: Baton_Supervisor_V1_StatusReply.self
+            Baton_Supervisor_V1_Supervisor.Method.status,
+            Baton_Supervisor_V1_StatusRequest()
         )
         if self.json {
             Output.line(try reply.jsonString())
@@ -228,7 +215,7 @@ struct Status: AsyncParsableCommand {
 
 /// `start`, `stop` and `restart` differ only in the method they call.
 protocol ProcessAction: AsyncParsableCommand {
-    static var method: String { get }
+    static var method: UnaryMethod<Baton_Supervisor_V1_ProcessRequest, Baton_Supervisor_V1_ProcessReply> { get }
     var connection: Connection { get }
     var name: String { get }
 }
@@ -237,32 +224,28 @@ extension ProcessAction {
     func run() async throws {
         var request = Baton_Supervisor_V1_ProcessRequest()
         request.name = self.name
-        let reply = try await self.connection.callSupervisor(
-            Self.method,
-            request,
-            as: Baton_Supervisor_V1_ProcessReply.self
-        )
+        let reply = try await self.connection.callSupervisor(Self.method, request)
         Output.processes(reply.processes)
     }
 }
 
 struct Start: ProcessAction {
     static let configuration = CommandConfiguration(abstract: "Start a process (or all); clears FATAL.")
-    static let method = "Start"
+    static let method = Baton_Supervisor_V1_Supervisor.Method.start
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
 }
 
 struct Stop: ProcessAction {
     static let configuration = CommandConfiguration(abstract: "Stop a process (or all): SIGTERM, then SIGKILL.")
-    static let method = "Stop"
+    static let method = Baton_Supervisor_V1_Supervisor.Method.stop
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
 }
 
 struct Restart: ProcessAction {
     static let configuration = CommandConfiguration(abstract: "Stop, then start, a process (or all).")
-    static let method = "Restart"
+    static let method = Baton_Supervisor_V1_Supervisor.Method.restart
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
 }
@@ -282,7 +265,7 @@ struct Logs: AsyncParsableCommand {
         request.name = self.name
         request.follow = self.follow
         request.lines = self.lines
-        try await self.connection.streamFromSupervisor("Logs", request, as: Baton_Supervisor_V1_LogLine.self) { line in
+        try await self.connection.streamFromSupervisor(Baton_Supervisor_V1_Supervisor.Method.logs, request) { line in
             Output.line(line.text)
         }
     }
@@ -312,9 +295,8 @@ struct Health: AsyncParsableCommand {
             let status: String
             do {
                 let reply = try await client.unary(
-                    "/grpc.health.v1.Health/Check",
+                    Grpc_Health_V1_Health.Method.check,
                     Grpc_Health_V1_HealthCheckRequest(),
-                    as: Grpc_Health_V1_HealthCheckResponse.self,
                     options: CallOptions(timeout: .seconds(5))
                 )
                 status = Output.health(reply.status)

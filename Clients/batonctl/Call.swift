@@ -39,20 +39,21 @@ struct Call: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let json = self.json ?? Self.standardInput() ?? "{}"
-        try await self.invoke(method, request: method.request, reply: method.reply, json: json)
+        try await self.invoke(method, request: method.requestType, reply: method.responseType, json: json)
     }
 
     static func listMethods(of process: String) {
         for method in MethodCatalog.methods(of: process) {
-            let stream = method.streaming ? "stream " : ""
+            let stream = method.kind == .serverStreaming ? "stream " : ""
             Output.line(
-                "\(method.dottedName)(\(method.request.protoMessageName)) returns (\(stream)\(method.reply.protoMessageName))"
+                "\(method.dottedName)(\(method.requestType.protoMessageName)) returns "
+                    + "(\(stream)\(method.responseType.protoMessageName))"
             )
         }
     }
 
     func invoke<Request: Message, Reply: Message>(
-        _ method: MethodCatalog.Method,
+        _ method: RPCMethodInfo,
         request requestType: Request.Type,
         reply replyType: Reply.Type,
         json: String
@@ -71,13 +72,15 @@ struct Call: AsyncParsableCommand {
         logger.logLevel = .critical
         let client = RPCClient(socketPath: self.connection.socket(of: self.process), logger: logger)
         do {
-            if method.streaming {
-                for try await reply in try client.serverStream(method.path, request, as: Reply.self) {
+            if method.kind == .serverStreaming {
+                let stream = ServerStreamingMethod<Request, Reply>(path: method.path)
+                for try await reply in try client.serverStream(stream, request) {
                     Output.line(try reply.jsonString())
                 }
             } else {
                 let options = CallOptions(timeout: self.timeout > 0 ? .milliseconds(Int64(self.timeout * 1000)) : nil)
-                let reply = try await client.unary(method.path, request, as: Reply.self, options: options)
+                let unary = UnaryMethod<Request, Reply>(path: method.path)
+                let reply = try await client.unary(unary, request, options: options)
                 Output.line(try reply.jsonString())
             }
             await client.close()

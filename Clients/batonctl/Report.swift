@@ -8,16 +8,10 @@ import SwiftProtobuf
 extension Connection {
     /// Calls a method of the metrics collector; a failed call is reported in one line and exits 1.
     func callMetrics<Request: Message, Reply: Message>(
-        _ method: String,
-        _ request: Request,
-        as reply: Reply.Type
+        _ method: UnaryMethod<Request, Reply>,
+        _ request: Request
     ) async throws -> Reply {
-        try await self.call(
-            "metrics-collector",
-            "/baton.metrics.v1.MetricsCollector/\(method)",
-            request,
-            as: Reply.self
-        )
+        try await self.call("metrics-collector", method, request)
     }
 }
 
@@ -72,7 +66,7 @@ struct Report: AsyncParsableCommand {
             }
             request.groupBy.append(group)
         }
-        let reply = try await self.connection.callMetrics("Summary", request, as: Baton_Metrics_V1_SummaryReply.self)
+        let reply = try await self.connection.callMetrics(Baton_Metrics_V1_MetricsCollector.Method.summary, request)
         if self.json {
             Output.line(try reply.jsonString())
             return
@@ -178,9 +172,8 @@ struct Metrics: AsyncParsableCommand {
 
     func run() async throws {
         let reply = try await self.connection.callMetrics(
-            "Export",
-            Baton_Metrics_V1_ExportRequest(),
-            as: Baton_Metrics_V1_ExportReply.self
+            Baton_Metrics_V1_MetricsCollector.Method.export,
+            Baton_Metrics_V1_ExportRequest()
         )
         Output.line(reply.text.hasSuffix("\n") ? String(reply.text.dropLast()) : reply.text)
     }

@@ -1,4 +1,3 @@
-import BatonProto
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,8 +14,13 @@ struct OutgoingRequest: Sendable {
     let body: [UInt8]
 }
 
-/// The client's state: its calls and its one connection. Lives on the client's event loop; every method must be
+/// The client's state: its calls and its connection. Lives on the client's event loop; every method must be
 /// called there.
+///
+/// Draining (protocol version 1.1): when the server sends GOAWAY, the connection stops taking calls and stays open
+/// only for the calls already on it; the next call opens a new connection. A call that the draining server
+/// answered `UNAVAILABLE`, or that was still unanswered when it closed the connection, did not run, and is sent
+/// once more on the new connection (with the same deadline and the same wait-for-ready).
 final class ClientCore {
     enum Waiter {
         case unary(CheckedContinuation<Data, any Error>)
@@ -27,8 +31,15 @@ final class ClientCore {
         var waiter: Waiter
         var request: OutgoingRequest
         var waitForReady: Bool
-        var sent = false
+        /// The connection the request was written to, while it is open there.
+        var sentOn: ClientConnectionHandler?
+        /// Sent again after a draining server did not run it: a call is retried at most once.
+        var retried = false
+        /// A stream has had a MESSAGE: it ran, and is never sent again.
+        var streamed = false
         var deadline: Scheduled<Void>?
+
+        var sent: Bool { self.sentOn != nil }
     }
 
     private enum Connection {
@@ -50,6 +61,8 @@ final class ClientCore {
     /// concurrent calls queues them here instead of getting RESOURCE_EXHAUSTED from the server.
     private var sentCount = 0
     private var connection = Connection.idle
+    /// Connections that sent GOAWAY and still carry calls; each closes when its last call ends.
+    private var draining: [ObjectIdentifier: ClientConnectionHandler] = [:]
     private var backoff = ClientCore.initialBackoff
     private var retry: Scheduled<Void>?
     private var lastConnectError = ""
@@ -95,15 +108,42 @@ final class ClientCore {
         }
     }
 
-    /// Removes call `id`, keeping the count of calls on the wire true.
+    /// Removes call `id`, keeping the count of calls on the wire true; a draining connection whose last call this
+    /// was is closed.
     private func remove(_ id: UInt64) -> Call? {
         guard let call = self.calls.removeValue(forKey: id) else {
             return nil
         }
+        if let connection = call.sentOn {
+            self.sentCount -= 1
+            self.closeIfDrained(connection)
+        }
+        return call
+    }
+
+    /// Closes `connection` if it is draining and no call is open on it any more.
+    private func closeIfDrained(_ connection: ClientConnectionHandler) {
+        guard self.draining[ObjectIdentifier(connection)] != nil,
+            !self.calls.values.contains(where: { $0.sentOn === connection })
+        else {
+            return
+        }
+        connection.close()
+    }
+
+    /// Puts call `id`, which a draining server did not run, back at the front of the queue to be sent once more;
+    /// false when it was retried already.
+    private func requeueOnce(_ id: UInt64) -> Bool {
+        guard let call = self.calls[id], !call.retried, !call.streamed else {
+            return false
+        }
         if call.sent {
             self.sentCount -= 1
         }
-        return call
+        self.calls[id]?.sentOn = nil
+        self.calls[id]?.retried = true
+        self.unsent.prepend(id)
+        return true
     }
 
     /// Gives up on call `id`: tells the server with CANCEL if it has the call, and fails the caller with `error`.
@@ -112,7 +152,7 @@ final class ClientCore {
             return
         }
         call.deadline?.cancel()
-        if call.sent, case .connected(let handler) = self.connection {
+        if let handler = call.sentOn {
             var cancel = Baton_Rpc_V1_Frame()
             cancel.callID = id
             cancel.kind = .cancel
@@ -132,6 +172,9 @@ final class ClientCore {
         self.retry?.cancel()
         self.failAll(RPCError.unavailable("the client for '\(self.socketPath)' was closed"))
         if case .connected(let handler) = self.connection {
+            handler.close()
+        }
+        for handler in self.draining.values {
             handler.close()
         }
         self.connection = .idle
@@ -200,12 +243,21 @@ final class ClientCore {
     }
 
     /// Called by the handler when its channel closes: in-flight calls fail, and the client reconnects by itself.
+    ///
+    /// A draining connection closes once its calls have ended; a call still open on it then was never read by the
+    /// server (it closes only with no call open, or after ending them all at its grace period), so it is sent again.
     func connectionLost(_ handler: ClientConnectionHandler) {
+        if self.draining.removeValue(forKey: ObjectIdentifier(handler)) != nil {
+            for (id, call) in self.calls where call.sentOn === handler && !self.requeueOnce(id) {
+                self.abandon(id, with: RPCError.unavailable("the draining server closed the connection"))
+            }
+            return self.resumeAfterDrain()
+        }
         guard case .connected(let current) = self.connection, current === handler else {
             return
         }
         self.connection = .idle
-        for (id, call) in self.calls where call.sent {
+        for (id, call) in self.calls where call.sentOn === handler {
             self.abandon(id, with: RPCError.unavailable("the connection to '\(self.socketPath)' was lost"))
         }
         guard !self.closed else {
@@ -249,16 +301,17 @@ final class ClientCore {
             guard let request = self.calls[id]?.request, self.calls[id]?.sent == false else {
                 continue
             }
-            self.calls[id]?.sent = true
+            self.calls[id]?.sentOn = handler
             self.sentCount += 1
             let written = self.eventLoop.makePromise(of: Void.self)
             let this = NIOLoopBound(self, eventLoop: self.eventLoop)
+            let connection = ObjectIdentifier(handler)
             written.futureResult.whenFailure { _ in
                 let core = this.value
-                guard core.calls[id]?.sent == true else {
+                guard let sentOn = core.calls[id]?.sentOn, ObjectIdentifier(sentOn) == connection else {
                     return
                 }
-                core.calls[id]?.sent = false
+                core.calls[id]?.sentOn = nil
                 core.sentCount -= 1
                 core.unsent.prepend(id)
             }
@@ -268,9 +321,14 @@ final class ClientCore {
 
     // MARK: - Replies
 
-    /// Handles a frame from the server; returns a violation when the server broke the protocol.
-    func received(_ frame: Baton_Rpc_V1_Frame) throws(ProtocolViolation) {
+    /// Handles a frame from the server on `handler`; throws a violation when the server broke the protocol.
+    func received(_ frame: Baton_Rpc_V1_Frame, on handler: ClientConnectionHandler) throws(ProtocolViolation) {
         switch frame.kind {
+        case .goaway:
+            guard frame.callID == 0 else {
+                throw ProtocolViolation("server sent GOAWAY with call_id \(frame.callID) (expected 0)")
+            }
+            self.serverDraining(handler)
         case .message:
             guard let call = self.calls[frame.callID] else {
                 return  // a call this client no longer tracks
@@ -278,14 +336,19 @@ final class ClientCore {
             guard case .stream(let continuation) = call.waiter else {
                 throw ProtocolViolation("server sent a MESSAGE for unary call \(frame.callID)")
             }
+            self.calls[frame.callID]?.streamed = true
             continuation.yield(frame.payload)
         case .end:
+            let code = RPCStatusCode(rawValue: frame.status.code)
+            if code == .unavailable && handler.sentGoaway && self.requeueOnce(frame.callID) {
+                self.closeIfDrained(handler)
+                return self.resumeAfterDrain()
+            }
             guard let call = self.remove(frame.callID) else {
                 return
             }
             call.deadline?.cancel()
             defer { self.sendWaitingCalls() }
-            let code = RPCStatusCode(rawValue: frame.status.code)
             guard code == .ok else {
                 return Self.fail(call.waiter, with: RPCError(code: code, message: frame.status.message))
             }
@@ -298,6 +361,29 @@ final class ClientCore {
         case .request, .cancel, .unspecified, .UNRECOGNIZED:
             throw ProtocolViolation("server sent a frame of kind \(frame.kind.rawValue) for call \(frame.callID)")
         }
+    }
+
+    /// The server on `handler` is draining: no new call goes there, and the next one opens a new connection.
+    private func serverDraining(_ handler: ClientConnectionHandler) {
+        guard !handler.sentGoaway else {
+            return
+        }
+        handler.sentGoaway = true
+        self.logger.debug("server is draining", metadata: ["baton.socket": "\(self.socketPath)"])
+        if case .connected(let current) = self.connection, current === handler {
+            self.connection = .idle
+        }
+        self.draining[ObjectIdentifier(handler)] = handler
+        self.closeIfDrained(handler)
+        self.resumeAfterDrain()
+    }
+
+    /// Opens a new connection when calls wait to be sent and none is open or opening.
+    private func resumeAfterDrain() {
+        guard !self.closed, case .idle = self.connection, !self.unsent.isEmpty else {
+            return
+        }
+        self.connect()
     }
 
     private func failAll(_ error: RPCError) {
@@ -348,6 +434,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     private let core: ClientCore
     var context: ChannelHandlerContext?
     var flushes = FlushCoalescer()
+    /// The server sent GOAWAY on this connection: it runs no call that reaches it from now on.
+    var sentGoaway = false
 
     init(core: ClientCore) {
         self.core = core
@@ -374,7 +462,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.flushes.readBurstStarted()
         do {
-            try self.core.received(Baton_Rpc_V1_Frame.decoding(Self.unwrapInboundIn(data)))
+            try self.core.received(Baton_Rpc_V1_Frame.decoding(Self.unwrapInboundIn(data)), on: self)
         } catch {
             self.errorCaught(context: context, error: error)
         }

@@ -1,4 +1,3 @@
-import BatonProto
 import NIOCore
 import SwiftProtobuf
 

@@ -1,4 +1,3 @@
-public import BatonProto
 import NIOConcurrencyHelpers
 import SwiftProtobuf
 
@@ -82,14 +81,14 @@ public final class HealthStatusProvider: Sendable {
     /// keeps watching. `Watch` ends `UNAVAILABLE` after it has reported the drain that precedes shutdown.
     public var methods: RPCMethods {
         var methods = RPCMethods()
-        methods.unary("/grpc.health.v1.Health/Check") {
+        methods.unary(Grpc_Health_V1_Health.Method.check) {
             (request: Grpc_Health_V1_HealthCheckRequest, _) -> Grpc_Health_V1_HealthCheckResponse in
             guard let status = self.status(ofService: request.service) else {
                 throw RPCError.notFound("service '\(request.service)' is not known to this process")
             }
             return .with { $0.status = status }
         }
-        methods.serverStreaming("/grpc.health.v1.Health/Watch") {
+        methods.serverStreaming(Grpc_Health_V1_Health.Method.watch) {
             (request: Grpc_Health_V1_HealthCheckRequest, _, writer: RPCStreamWriter<Response>) in
             let changes = self.changes()
             var last: Status?

@@ -1,4 +1,3 @@
-import BatonProto
 public import Logging
 public import NIOCore
 public import NIOPosix
@@ -52,10 +51,28 @@ public final class RPCClient: Sendable {
 
     /// Calls a unary `method` and returns its reply; throws ``RPCError`` when the call does not end `OK`.
     public func unary<Request: Message, Response: Message>(
+        _ method: UnaryMethod<Request, Response>,
+        _ request: Request,
+        options: CallOptions = CallOptions()
+    ) async throws -> Response {
+        try await self.unary(method.path, request, as: Response.self, options: options)
+    }
+
+    /// Calls a server-streaming `method`; the returned sequence yields each reply and throws ``RPCError`` when the
+    /// call ends other than `OK`. Ending the iteration early (or cancelling the iterating task) sends `CANCEL`.
+    public func serverStream<Request: Message, Response: Message>(
+        _ method: ServerStreamingMethod<Request, Response>,
+        _ request: Request,
+        options: CallOptions = CallOptions()
+    ) throws -> RPCResponseStream<Response> {
+        try self.serverStream(method.path, request, as: Response.self, options: options)
+    }
+
+    func unary<Request: Message, Response: Message>(
         _ method: String,
         _ request: Request,
-        as response: Response.Type = Response.self,
-        options: CallOptions = CallOptions()
+        as response: Response.Type,
+        options: CallOptions
     ) async throws -> Response {
         let outgoing = try self.requestFrame(method, request, options: options)
         let cancellation = CallCancellation()
@@ -80,13 +97,11 @@ public final class RPCClient: Sendable {
         return try Self.decode(Response.self, from: payload, method: method)
     }
 
-    /// Calls a server-streaming `method`; the returned sequence yields each reply and throws ``RPCError`` when the
-    /// call ends other than `OK`. Ending the iteration early (or cancelling the iterating task) sends `CANCEL`.
-    public func serverStream<Request: Message, Response: Message>(
+    func serverStream<Request: Message, Response: Message>(
         _ method: String,
         _ request: Request,
-        as response: Response.Type = Response.self,
-        options: CallOptions = CallOptions()
+        as response: Response.Type,
+        options: CallOptions
     ) throws -> RPCResponseStream<Response> {
         let outgoing = try self.requestFrame(method, request, options: options)
         let (stream, continuation) = AsyncThrowingStream<Data, any Error>.makeStream()

@@ -1,4 +1,3 @@
-import BatonProto
 import Logging
 import NIOCore
 import SwiftProtobuf
@@ -11,9 +10,9 @@ import Foundation
 
 /// Serves the calls of one connection (WIRE.md, "Calls"): multiplexing, limits, deadlines, CANCEL, errors.
 ///
-/// Everything here runs on the connection's event loop. A unary handler runs in a task that prefers that loop's
-/// executor, so a call costs no thread hop unless its handler makes one; a streaming handler runs on the
-/// concurrency pool (see `openCall`). The tasks are tracked in `calls` and cancelled when their call or the
+/// Everything here runs on the connection's event loop. A unary handler registered for the loop runs in a task that
+/// prefers that loop's executor, so a call costs no thread hop unless its handler makes one; one registered for the
+/// concurrency pool, and every streaming handler, runs there (see `openCall`). The tasks are tracked in `calls` and cancelled when their call or the
 /// connection ends, so none outlives the server.
 final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWriter {
     typealias InboundIn = ByteBuffer
@@ -102,18 +101,50 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         }
     }
 
-    /// Stops taking new calls and closes the connection once the open ones have ended.
+    /// How long a draining connection stays open after its last call has ended, so that requests the client sent
+    /// before it read the GOAWAY are still read and answered `UNAVAILABLE`; a client that read it closes sooner.
+    static let drainLinger = TimeAmount.milliseconds(500)
+
+    /// Starts draining (version 1.1): sends one GOAWAY, answers every later REQUEST `UNAVAILABLE` without running
+    /// it, lets the open calls finish, and closes the connection once they have ended and either the client has
+    /// closed its side or ``drainLinger`` has passed.
     func beginDrain() {
+        guard !self.draining, !self.closed, let context = self.context else {
+            return
+        }
         self.draining = true
+        var goaway = Baton_Rpc_V1_Frame()
+        goaway.kind = .goaway
+        try? self.write(goaway, context: context)
+        self.flushes.flushNow(context: context)
         if self.calls.isEmpty {
-            self.closeAfterFlushing()
+            self.lingerThenClose()
         }
     }
 
-    /// Closes the connection now, cancelling every open call.
+    /// Closes the connection after ``drainLinger``, unless a call is open then (its end closes it).
+    private func lingerThenClose() {
+        guard let context = self.context, !self.closed else {
+            return
+        }
+        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.drainLinger) {
+            if this.value.calls.isEmpty {
+                this.value.closeAfterFlushing()
+            }
+        }
+    }
+
+    /// Closes the connection now, once the grace period is over: every open call ends `CANCELLED`, since it may
+    /// have taken effect (`UNAVAILABLE` would tell the client it had not).
     func forceClose() {
         for id in Array(self.calls.keys) {
-            self.end(id, .failure(RPCError.unavailable("the server shut down before the call finished")))
+            self.end(
+                id,
+                .failure(
+                    RPCError.cancelled("the server shut down before the call finished; it may have taken effect")
+                )
+            )
         }
         self.closeAfterFlushing()
     }
@@ -142,7 +173,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
                 return  // the call ended while the CANCEL was on its way
             }
             self.end(frame.callID, .failure(RPCError.cancelled("cancelled by the client")))
-        case .message, .end:
+        case .message, .end, .goaway:
             throw ProtocolViolation(
                 "client sent a \(frame.kind) frame for call \(frame.callID) (only servers send those)"
             )
@@ -160,7 +191,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             throw ProtocolViolation("REQUEST reuses call id \(id), which is still open")
         }
         if self.draining {
-            return self.writeEnd(id, .failure(RPCError.unavailable("the server is shutting down")))
+            return self.writeEnd(
+                id,
+                .failure(RPCError.unavailable("the server is draining (it sent GOAWAY); the call did not run"))
+            )
         }
         guard self.calls.count < Wire.maxOpenCalls else {
             return self.writeEnd(
@@ -207,9 +241,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
 
         let payload = [UInt8](frame.payload)
         switch handler {
-        case .unary(let body):
-            // On the loop's executor: the call costs no thread hop unless the handler makes one.
-            call.task = Task(executorPreference: self.executor) {
+        case .unary(let executor, let body):
+            let work: @Sendable () async -> Void = {
                 let result: Result<[UInt8], any Error>
                 do {
                     result = .success(try await body(payload, rpcContext))
@@ -217,6 +250,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
                     result = .failure(error)
                 }
                 eventLoop.runOnLoop { this.value.end(id, result) }
+            }
+            switch executor {
+            case .eventLoop:
+                // On the loop's executor: the call costs no thread hop unless the handler makes one.
+                call.task = Task(executorPreference: self.executor, operation: work)
+            case .concurrencyPool:
+                // Off the loop, so that slow work never delays the loop's other calls.
+                call.task = Task(operation: work)
             }
         case .serverStreaming(let body):
             // On the concurrency pool: NIO runs queued tasks until none are left before it reads again, so a stream
@@ -270,7 +311,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         call.writableWaiter?.resume(throwing: RPCError.cancelled("the call has ended"))
         self.writeEnd(id, result, method: call.method)
         if self.draining && self.calls.isEmpty {
-            self.closeAfterFlushing()
+            self.lingerThenClose()
         }
     }
 

@@ -76,9 +76,8 @@ public enum Benchmarking {
         let deadline = clock.now + .seconds(30)
         while true {
             let reply = try await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self,
                 options: CallOptions(timeout: .seconds(30), waitForReady: true)
             )
             if reply.status == .serving {
@@ -91,11 +90,13 @@ public enum Benchmarking {
         }
     }
 
-    /// Starts this same executable with `arguments` (the server side of a benchmark).
-    public static func spawnSelf(_ arguments: [String]) throws -> Int32 {
+    /// Starts the executable `name` that sits beside this one (`router` beside `router-benchmark`, both in
+    /// `.build/release`) with `arguments`: the real process, as the server side of a benchmark.
+    public static func spawnSibling(_ name: String, _ arguments: [String]) throws -> Int32 {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let executable = String(decoding: buffer.prefix(max(0, count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let this = String(decoding: buffer.prefix(max(0, count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let executable = String(this[...(this.lastIndex(of: "/") ?? this.startIndex)]) + name
         var pid: pid_t = 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -106,7 +107,7 @@ public enum Benchmarking {
         return pid
     }
 
-    /// Stops a process started by ``spawnSelf(_:)`` and waits for it.
+    /// Stops a process started by ``spawnSibling(_:_:)`` and waits for it.
     public static func stop(_ pid: Int32) {
         kill(pid, SIGTERM)
         var status: Int32 = 0

@@ -24,7 +24,7 @@ public final class EchoService: Sendable {
     /// The methods: `Echo`, `Expand` and `Hang`.
     public var methods: RPCMethods {
         var methods = RPCMethods()
-        methods.unary("/baton.testing.v1.Echo/Echo") {
+        methods.unary(Baton_Testing_V1_Echo.Method.echo) {
             (request: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
             if !request.tag.isEmpty {
                 self.state.withLockedValue { _ = $0.started.insert(request.tag) }
@@ -37,7 +37,7 @@ public final class EchoService: Sendable {
             reply.data = request.data
             return reply
         }
-        methods.serverStreaming("/baton.testing.v1.Echo/Expand") {
+        methods.serverStreaming(Baton_Testing_V1_Echo.Method.expand) {
             (request: Baton_Testing_V1_EchoRequest, _, writer: RPCStreamWriter<Baton_Testing_V1_EchoReply>) in
             do {
                 for index in 0..<request.count {
@@ -51,7 +51,7 @@ public final class EchoService: Sendable {
                 throw error
             }
         }
-        methods.unary("/baton.testing.v1.Echo/Hang") {
+        methods.unary(Baton_Testing_V1_Echo.Method.hang) {
             (request: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
             self.state.withLockedValue { _ = $0.started.insert(request.tag) }
             do {

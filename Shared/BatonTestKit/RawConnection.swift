@@ -1,4 +1,4 @@
-public import BatonProto
+public import BatonRPC
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix

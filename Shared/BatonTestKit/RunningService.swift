@@ -11,8 +11,6 @@ import Glibc
 public struct RunningService: Sendable {
     /// The process name: `router`, `metrics-collector`, ...
     public let name: String
-    /// The protobuf service whose methods ``call(_:_:as:)`` names: `baton.routing.v1.Router`.
-    public let service: String
     public let directory: TemporaryDirectory
     public private(set) var process: ServiceProcess
     public private(set) var client: RPCClient
@@ -22,11 +20,10 @@ public struct RunningService: Sendable {
     /// Starts `name` in `directory` and waits until it is SERVING.
     public static func start(
         _ name: String,
-        service: String,
         in directory: TemporaryDirectory
     ) async throws -> RunningService {
         let (process, client) = try await Self.launch(name, in: directory)
-        return RunningService(name: name, service: service, directory: directory, process: process, client: client)
+        return RunningService(name: name, directory: directory, process: process, client: client)
     }
 
     private static func launch(
@@ -48,18 +45,12 @@ public struct RunningService: Sendable {
         return (process, RPCClient(socketPath: socket))
     }
 
-    /// Calls `method` of ``service``, with a 10 s deadline.
+    /// Calls `method` of the process, with a 10 s deadline.
     public func call<Request: Message, Reply: Message>(
-        _ method: String,
-        _ request: Request,
-        as reply: Reply.Type
+        _ method: UnaryMethod<Request, Reply>,
+        _ request: Request
     ) async throws -> Reply {
-        try await self.client.unary(
-            "/\(self.service)/\(method)",
-            request,
-            as: Reply.self,
-            options: CallOptions(timeout: .seconds(10))
-        )
+        try await self.client.unary(method, request, options: CallOptions(timeout: .seconds(10)))
     }
 
     /// Runs batonctl with `arguments` in the service's directory, so that it finds the service's socket.

@@ -188,9 +188,8 @@ public final class ServiceProcess: Sendable {
                 return true
             }
             let reply = try? await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self
             )
             return reply?.status == .serving
         }

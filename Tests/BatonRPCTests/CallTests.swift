@@ -11,9 +11,9 @@ import Testing
 /// WIRE.md, "Calls": unary and streaming replies, multiplexing, deadlines, CANCEL and the status of each error.
 @Suite("Calls")
 struct CallTests {
-    let echo = "/baton.testing.v1.Echo/Echo"
-    let hang = "/baton.testing.v1.Echo/Hang"
-    let expand = "/baton.testing.v1.Echo/Expand"
+    let echo = Baton_Testing_V1_Echo.Method.echo
+    let hang = Baton_Testing_V1_Echo.Method.hang
+    let expand = Baton_Testing_V1_Echo.Method.expand
 
     func text(_ text: String, delayMs: UInt32 = 0) -> Baton_Testing_V1_EchoRequest {
         var request = Baton_Testing_V1_EchoRequest()
@@ -32,7 +32,7 @@ struct CallTests {
     func unarySuccess() async throws {
         try await withEchoServer { socket, _, _ in
             let client = RPCClient(socketPath: socket)
-            let reply = try await client.unary(self.echo, self.text("hi there"), as: Baton_Testing_V1_EchoReply.self)
+            let reply = try await client.unary(self.echo, self.text("hi there"))
             #expect(reply.text == "hi there")
             await client.close()
         }
@@ -44,9 +44,10 @@ struct CallTests {
             let client = RPCClient(socketPath: socket)
             let error = await #expect(throws: RPCError.self) {
                 try await client.unary(
-                    "/baton.nothing.v1.Nobody/Nothing",
-                    self.text("x"),
-                    as: Baton_Testing_V1_EchoReply.self
+                    UnaryMethod<Baton_Testing_V1_EchoRequest, Baton_Testing_V1_EchoReply>(
+                        path: "/baton.nothing.v1.Nobody/Nothing"
+                    ),
+                    self.text("x")
                 )
             }
             #expect(error?.code == .unimplemented)
@@ -59,7 +60,7 @@ struct CallTests {
     func undecodablePayload() async throws {
         try await withEchoServer { socket, _, _ in
             let connection = try await RawConnection.connect(to: socket)
-            var frame = try RawConnection.request(4, self.echo, self.text(""))
+            var frame = try RawConnection.request(4, self.echo.path, self.text(""))
             frame.payload = Data([0xFF, 0xFF, 0xFF])
             try await connection.send(frame)
             let reply = try #require(try await connection.nextFrame())
@@ -77,7 +78,7 @@ struct CallTests {
             let connection = try await RawConnection.connect(to: socket)
             var request = self.text("s")
             request.count = 5
-            try await connection.send(try RawConnection.request(9, self.expand, request))
+            try await connection.send(try RawConnection.request(9, self.expand.path, request))
             for index in 0..<5 {
                 let frame = try #require(try await connection.nextFrame())
                 #expect(frame.kind == .message)
@@ -91,7 +92,7 @@ struct CallTests {
 
             let client = RPCClient(socketPath: socket)
             var indices: [UInt32] = []
-            for try await reply in try client.serverStream(self.expand, request, as: Baton_Testing_V1_EchoReply.self) {
+            for try await reply in try client.serverStream(self.expand, request) {
                 indices.append(reply.index)
             }
             #expect(indices == [0, 1, 2, 3, 4])
@@ -110,7 +111,7 @@ struct CallTests {
             request.count = 100_000_000
             request.tag = "abandoned stream"
             var seen = 0
-            for try await _ in try client.serverStream(self.expand, request, as: Baton_Testing_V1_EchoReply.self) {
+            for try await _ in try client.serverStream(self.expand, request) {
                 seen += 1
                 if seen == 5 {
                     break
@@ -118,7 +119,7 @@ struct CallTests {
             }
             #expect(seen == 5)
             #expect(await eventually { echo.sawCancellation("abandoned stream") })
-            let reply = try await client.unary(self.echo, self.text("after"), as: Baton_Testing_V1_EchoReply.self)
+            let reply = try await client.unary(self.echo, self.text("after"))
             #expect(reply.text == "after")
             await client.close()
         }
@@ -146,7 +147,6 @@ struct CallTests {
         let reply = try await client.unary(
             self.echo,
             self.text(""),
-            as: Baton_Testing_V1_EchoReply.self,
             options: CallOptions(timeout: .seconds(2), metadata: ["request-id": "r-42"])
         )
         #expect(reply.text == "r-42 true")
@@ -168,7 +168,6 @@ struct CallTests {
                         let reply = try await client.unary(
                             self.echo,
                             self.text("call \(index)", delayMs: delay),
-                            as: Baton_Testing_V1_EchoReply.self
                         )
                         #expect(reply.text == "call \(index)")
                         finished.withLockedValue { $0.append(index) }
@@ -188,7 +187,9 @@ struct CallTests {
     func deadline() async throws {
         try await withEchoServer { socket, echo, _ in
             let connection = try await RawConnection.connect(to: socket)
-            try await connection.send(try RawConnection.request(5, self.hang, self.tagged("deadline"), timeoutMs: 100))
+            try await connection.send(
+                try RawConnection.request(5, self.hang.path, self.tagged("deadline"), timeoutMs: 100)
+            )
             let reply = try #require(try await connection.nextFrame())
             #expect(reply.callID == 5)
             #expect(reply.status.code == RPCStatusCode.deadlineExceeded.rawValue)
@@ -200,7 +201,6 @@ struct CallTests {
                 try await client.unary(
                     self.hang,
                     self.tagged("client deadline"),
-                    as: Baton_Testing_V1_EchoReply.self,
                     options: CallOptions(timeout: .milliseconds(100))
                 )
             }
@@ -214,7 +214,7 @@ struct CallTests {
     func cancel() async throws {
         try await withEchoServer { socket, echo, _ in
             let connection = try await RawConnection.connect(to: socket)
-            try await connection.send(try RawConnection.request(6, self.hang, self.tagged("cancel")))
+            try await connection.send(try RawConnection.request(6, self.hang.path, self.tagged("cancel")))
             #expect(await eventually { echo.hasStarted("cancel") })
             var cancel = Baton_Rpc_V1_Frame()
             cancel.callID = 6
@@ -226,7 +226,7 @@ struct CallTests {
             #expect(await eventually { echo.sawCancellation("cancel") })
             // A CANCEL for a call that has already ended is ignored, and the connection stays usable.
             try await connection.send(cancel)
-            try await connection.send(try RawConnection.request(7, self.echo, self.text("after")))
+            try await connection.send(try RawConnection.request(7, self.echo.path, self.text("after")))
             let after = try #require(try await connection.nextFrame())
             #expect(after.callID == 7)
             #expect(after.status.code == 0)
@@ -239,7 +239,7 @@ struct CallTests {
         try await withEchoServer { socket, echo, _ in
             let client = RPCClient(socketPath: socket)
             let task = Task {
-                try await client.unary(self.hang, self.tagged("task"), as: Baton_Testing_V1_EchoReply.self)
+                try await client.unary(self.hang, self.tagged("task"))
             }
             #expect(await eventually { echo.hasStarted("task") })
             task.cancel()
@@ -257,12 +257,12 @@ struct CallTests {
             var bytes: [UInt8] = []
             for id in 1...Wire.maxOpenCalls {
                 bytes += try RawConnection.framed(
-                    try RawConnection.request(UInt64(id), self.hang, self.tagged("h\(id)"))
+                    try RawConnection.request(UInt64(id), self.hang.path, self.tagged("h\(id)"))
                 )
             }
             try await connection.send(bytes)
             #expect(await eventually { echo.hasStarted("h\(Wire.maxOpenCalls)") })
-            try await connection.send(try RawConnection.request(5000, self.echo, self.text("one too many")))
+            try await connection.send(try RawConnection.request(5000, self.echo.path, self.text("one too many")))
             let reply = try #require(try await connection.nextFrame())
             #expect(reply.callID == 5000)
             #expect(reply.status.code == RPCStatusCode.resourceExhausted.rawValue)
@@ -282,7 +282,6 @@ struct CallTests {
                         let reply = try await client.unary(
                             self.echo,
                             self.text("q\(index)", delayMs: 20),
-                            as: Baton_Testing_V1_EchoReply.self
                         )
                         return reply.text == "q\(index)"
                     }
@@ -298,9 +297,9 @@ struct CallTests {
     func reusedCallID() async throws {
         try await withEchoServer { socket, echo, _ in
             let connection = try await RawConnection.connect(to: socket)
-            try await connection.send(try RawConnection.request(8, self.hang, self.tagged("first")))
+            try await connection.send(try RawConnection.request(8, self.hang.path, self.tagged("first")))
             #expect(await eventually { echo.hasStarted("first") })
-            try await connection.send(try RawConnection.request(8, self.echo, self.text("again")))
+            try await connection.send(try RawConnection.request(8, self.echo.path, self.text("again")))
             #expect(await connection.waitForClose())
             #expect(await eventually { echo.sawCancellation("first") })
         }
@@ -310,7 +309,7 @@ struct CallTests {
     func internalError() async throws {
         struct Secret: Error {}
         var methods = RPCMethods()
-        methods.unary("/baton.testing.v1.Echo/Echo") {
+        methods.unary(Baton_Testing_V1_Echo.Method.echo) {
             (_: Baton_Testing_V1_EchoRequest, _) -> Baton_Testing_V1_EchoReply in
             throw Secret()
         }
@@ -326,7 +325,7 @@ struct CallTests {
         async let running: Void = server.run()
         let client = RPCClient(socketPath: server.configuration.socketPath)
         let error = await #expect(throws: RPCError.self) {
-            try await client.unary(self.echo, self.text(""), as: Baton_Testing_V1_EchoReply.self)
+            try await client.unary(self.echo, self.text(""))
         }
         #expect(error == RPCError(code: .internal, message: "internal error"))
         #expect(recorder.messages(at: .error).first?.contains("Secret") == true)

@@ -9,13 +9,12 @@ import Testing
 /// The client library: failing fast, waiting for the server, reconnecting, and Health.
 @Suite("Client")
 struct ClientTests {
-    let check = "/grpc.health.v1.Health/Check"
+    let check = Grpc_Health_V1_Health.Method.check
 
     func health(_ client: RPCClient, options: CallOptions = CallOptions()) async throws -> HealthStatusProvider.Status {
         try await client.unary(
             self.check,
             Grpc_Health_V1_HealthCheckRequest(),
-            as: Grpc_Health_V1_HealthCheckResponse.self,
             options: options
         ).status
     }
@@ -120,7 +119,7 @@ struct ClientTests {
             var request = Grpc_Health_V1_HealthCheckRequest()
             request.service = "baton.nothing.v1.Nothing"
             let error = await #expect(throws: RPCError.self) {
-                try await client.unary(self.check, request, as: Grpc_Health_V1_HealthCheckResponse.self)
+                try await client.unary(self.check, request)
             }
             #expect(error?.code == .notFound)
             await client.close()
@@ -137,9 +136,8 @@ struct ClientTests {
         async let running: Void = server.run()
         let client = RPCClient(socketPath: server.configuration.socketPath)
         let stream = try client.serverStream(
-            "/grpc.health.v1.Health/Watch",
+            Grpc_Health_V1_Health.Method.watch,
             Grpc_Health_V1_HealthCheckRequest(),
-            as: Grpc_Health_V1_HealthCheckResponse.self
         )
         var seen: [HealthStatusProvider.Status] = []
         var ending: RPCError?
@@ -171,7 +169,7 @@ struct ClientTests {
             request.text = "slow"
             request.tag = "slow"
             request.delayMs = 500
-            async let reply = client.unary("/baton.testing.v1.Echo/Echo", request, as: Baton_Testing_V1_EchoReply.self)
+            async let reply = client.unary(Baton_Testing_V1_Echo.Method.echo, request)
             #expect(await eventually { echo.hasStarted("slow") })
             server.shutdown()
             let text = try await reply.text

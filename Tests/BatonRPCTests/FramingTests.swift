@@ -9,25 +9,25 @@ import Testing
 /// WIRE.md, "Framing": the length prefix, its limits, and what a receiver does with a frame that breaks them.
 @Suite("Framing")
 struct FramingTests {
-    let echo = "/baton.testing.v1.Echo/Echo"
+    let echo = Baton_Testing_V1_Echo.Method.echo
 
     func echoRequest(_ id: UInt64, text: String = "hello", data: Data = Data()) throws -> Baton_Rpc_V1_Frame {
         var request = Baton_Testing_V1_EchoRequest()
         request.text = text
         request.data = data
-        return try RawConnection.request(id, self.echo, request)
+        return try RawConnection.request(id, self.echo.path, request)
     }
 
     @Test("WIRE.md's worked example, byte for byte")
     func workedExample() async throws {
-        // "/grpc.health.v1.Health/Check", 28 bytes
-        let method = Array("/grpc.health.v1.Health/Check".utf8)
+        // Grpc_Health_V1_Health.Method.check.path, 28 bytes
+        let method = Array(Grpc_Health_V1_Health.Method.check.path.utf8)
         let request: [UInt8] = [0x00, 0x00, 0x00, 0x22, 0x08, 0x01, 0x10, 0x01, 0x1A, 0x1C] + method
         #expect(request.count == 4 + 34)
         var frame = Baton_Rpc_V1_Frame()
         frame.callID = 1
         frame.kind = .request
-        frame.method = "/grpc.health.v1.Health/Check"
+        frame.method = Grpc_Health_V1_Health.Method.check.path
         #expect(try RawConnection.framed(frame) == request, "our encoder writes the worked example's bytes")
 
         try await withEchoServer { socket, _, _ in
@@ -195,7 +195,7 @@ struct FramingTests {
     static func violating(_ name: String) -> Baton_Rpc_V1_Frame {
         var frame = Baton_Rpc_V1_Frame()
         frame.callID = 1
-        frame.method = "/baton.testing.v1.Echo/Echo"
+        frame.method = Baton_Testing_V1_Echo.Method.echo.path
         switch name {
         case "call_id 0":
             frame.callID = 0

@@ -77,9 +77,8 @@ struct SocketTests {
             #expect(error?.description == "another process is already serving on '\(socket)'")
             let client = RPCClient(socketPath: socket)
             let reply = try await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self
             )
             #expect(reply.status == .serving)
             await client.close()
@@ -102,7 +101,7 @@ struct SocketTests {
         let client = RPCClient(socketPath: path)
         var hang = Baton_Testing_V1_EchoRequest()
         hang.tag = "in flight"
-        async let inFlight = try? client.unary("/baton.testing.v1.Echo/Hang", hang, as: Baton_Testing_V1_EchoReply.self)
+        async let inFlight = try? client.unary(Baton_Testing_V1_Echo.Method.hang, hang)
         #expect(await eventually { echo.hasStarted("in flight") })
 
         old.shutdown()

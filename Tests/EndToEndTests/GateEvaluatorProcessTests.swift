@@ -23,7 +23,7 @@ struct GateEvaluatorProcessTests {
             let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(name).yaml")
             try SupervisorTests.write(text, to: directory.appending("config/workflows/\(name).yaml"))
         }
-        return try await RunningService.start("gate-evaluator", service: "baton.gates.v1.GateEvaluator", in: directory)
+        return try await RunningService.start("gate-evaluator", in: directory)
     }
 
     func evaluate(
@@ -41,9 +41,8 @@ struct GateEvaluatorProcessTests {
         let running = try await Self.start()
         do {
             let payment = try await running.call(
-                "Evaluate",
-                self.evaluate("billing-support") { $0.intents = ["make_payment"] },
-                as: Baton_Gates_V1_EvaluateReply.self
+                Baton_Gates_V1_GateEvaluator.Method.evaluate,
+                self.evaluate("billing-support") { $0.intents = ["make_payment"] }
             )
             #expect(payment.outcome == .handoff)
             #expect(payment.gateID == "take-payment")
@@ -55,20 +54,18 @@ struct GateEvaluatorProcessTests {
             #expect(!payment.undesigned)
 
             let grief = try await running.call(
-                "Evaluate",
-                self.evaluate("bereavement") { $0.callerTurns = ["My mother passed away last week"] },
-                as: Baton_Gates_V1_EvaluateReply.self
+                Baton_Gates_V1_GateEvaluator.Method.evaluate,
+                self.evaluate("bereavement") { $0.callerTurns = ["My mother passed away last week"] }
             )
             #expect(grief.gateID == "loss-reported")
             #expect(grief.priority == .urgent)
 
             let escalation = try await running.call(
-                "Evaluate",
+                Baton_Gates_V1_GateEvaluator.Method.evaluate,
                 self.evaluate("billing-support") {
                     $0.trigger.kind = .aiEscalation
                     $0.currentStep = "review_bill"
-                },
-                as: Baton_Gates_V1_EvaluateReply.self
+                }
             )
             #expect(escalation.outcome == .handoff)
             #expect(escalation.undesigned)
@@ -77,17 +74,15 @@ struct GateEvaluatorProcessTests {
             #expect(escalation.step == "review_bill")
 
             let nothing = try await running.call(
-                "Evaluate",
-                self.evaluate("general") { $0.callerTurns = ["what are your opening hours?"] },
-                as: Baton_Gates_V1_EvaluateReply.self
+                Baton_Gates_V1_GateEvaluator.Method.evaluate,
+                self.evaluate("general") { $0.callerTurns = ["what are your opening hours?"] }
             )
             #expect(nothing.outcome == .continue)
 
             let unknown = await #expect(throws: RPCError.self) {
                 try await running.call(
-                    "Evaluate",
-                    self.evaluate("nope") { _ in },
-                    as: Baton_Gates_V1_EvaluateReply.self
+                    Baton_Gates_V1_GateEvaluator.Method.evaluate,
+                    self.evaluate("nope") { _ in }
                 )
             }
             #expect(unknown?.code == .notFound)
@@ -96,7 +91,7 @@ struct GateEvaluatorProcessTests {
                     == true
             )
             let empty = await #expect(throws: RPCError.self) {
-                try await running.call("Evaluate", self.evaluate("") { _ in }, as: Baton_Gates_V1_EvaluateReply.self)
+                try await running.call(Baton_Gates_V1_GateEvaluator.Method.evaluate, self.evaluate("") { _ in })
             }
             #expect(empty?.code == .invalidArgument)
         }
@@ -112,17 +107,15 @@ struct GateEvaluatorProcessTests {
                 "id: x\nversion: 1\npersona: p\nsteps: [a]\ngates:\n  - id: g\n    category: legal\n    when:\n      step: b\n"
             validate.fileName = "x.yaml"
             let verdict = try await running.call(
-                "ValidateWorkflow",
-                validate,
-                as: Baton_Gates_V1_ValidateWorkflowReply.self
+                Baton_Gates_V1_GateEvaluator.Method.validateWorkflow,
+                validate
             )
             #expect(!verdict.valid)
             #expect(verdict.problems.first.map { "\($0.file):\($0.line):\($0.column)" } == "x.yaml:9:13")
             #expect(verdict.problems.first?.message == "step 'b' is not one of the workflow's steps [a]")
             let listed = try await running.call(
-                "ListWorkflows",
-                Baton_Gates_V1_ListWorkflowsRequest(),
-                as: Baton_Gates_V1_ListWorkflowsReply.self
+                Baton_Gates_V1_GateEvaluator.Method.listWorkflows,
+                Baton_Gates_V1_ListWorkflowsRequest()
             )
             #expect(listed.workflows.map(\.id) == ["bereavement", "billing-support", "general"])
 
@@ -134,9 +127,8 @@ struct GateEvaluatorProcessTests {
                 to: general
             )
             let refused = try await running.call(
-                "Reload",
-                Baton_Gates_V1_ReloadRequest(),
-                as: Baton_Gates_V1_ReloadReply.self
+                Baton_Gates_V1_GateEvaluator.Method.reload,
+                Baton_Gates_V1_ReloadRequest()
             )
             #expect(refused.problems.map(\.message).contains { $0.hasPrefix("unknown key 'colour'") })
             #expect(refused.workflows.map(\.id).contains("general"))
@@ -190,6 +182,6 @@ extension RunningService {
     fileprivate func version(of id: String) async throws -> String {
         var request = Baton_Gates_V1_GetWorkflowRequest()
         request.id = id
-        return try await self.call("GetWorkflow", request, as: Baton_Gates_V1_GetWorkflowReply.self).workflow.version
+        return try await self.call(Baton_Gates_V1_GateEvaluator.Method.getWorkflow, request).workflow.version
     }
 }

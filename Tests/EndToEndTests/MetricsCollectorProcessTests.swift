@@ -17,7 +17,6 @@ struct MetricsCollectorProcessTests {
     static func start() async throws -> RunningService {
         try await RunningService.start(
             "metrics-collector",
-            service: "baton.metrics.v1.MetricsCollector",
             in: TemporaryDirectory()
         )
     }
@@ -53,22 +52,22 @@ struct MetricsCollectorProcessTests {
         do {
             var batch = Baton_Metrics_V1_RecordBatchRequest()
             batch.events = Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
-            let recorded = try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+            let recorded = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
             #expect(recorded.recorded == 8 && recorded.duplicates == 0)
             var summary = Baton_Metrics_V1_SummaryRequest()
             summary.groupBy = [.destination]
-            let before = try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
+            let before = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
             #expect(before.overall.handoffs == 1 && before.overall.failovers == 1)
 
             try await running.killAndRestart()
 
-            let after = try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
+            let after = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
             #expect(after.overall == before.overall && after.groups == before.groups)
-            let again = try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+            let again = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
             #expect(again.recorded == 0 && again.duplicates == 8)
             var get = Baton_Metrics_V1_GetHandoffRequest()
             get.handoffID = "p-2"
-            let handoff = try await running.call("GetHandoff", get, as: Baton_Metrics_V1_Handoff.self)
+            let handoff = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.getHandoff, get)
             #expect(handoff.classification == .failover && handoff.timeToLiveHumanMs == 11_000)
             #expect(handoff.reasons.map(\.text) == ["greeted after 11 s (over 8 s)"])
             #expect(handoff.timeline.map(\.kind) == [.gateFired, .briefDisplayed, .humanConnected, .humanGreeted])
@@ -86,14 +85,14 @@ struct MetricsCollectorProcessTests {
             batch.events = Self.handoff("h-1", greeted: 4_000)
             batch.events[2].kind = .unspecified
             let invalid = await #expect(throws: RPCError.self) {
-                try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+                try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
             }
             #expect(invalid?.code == .invalidArgument)
             #expect(invalid?.message.hasPrefix("events[2].kind is 0; expected") == true)
             var get = Baton_Metrics_V1_GetHandoffRequest()
             get.handoffID = "h-1"
             let missing = await #expect(throws: RPCError.self) {
-                try await running.call("GetHandoff", get, as: Baton_Metrics_V1_Handoff.self)
+                try await running.call(Baton_Metrics_V1_MetricsCollector.Method.getHandoff, get)
             }
             #expect(missing?.code == .notFound)
 
@@ -101,13 +100,13 @@ struct MetricsCollectorProcessTests {
             single.event = Self.handoff("h-2", greeted: 4_000)[0]
             single.event.destinationKind = "bpo"
             let kind = await #expect(throws: RPCError.self) {
-                try await running.call("Record", single, as: Baton_Metrics_V1_RecordReply.self)
+                try await running.call(Baton_Metrics_V1_MetricsCollector.Method.record, single)
             }
             #expect(kind?.message.hasPrefix("event.destination_kind is 'bpo'; expected in_house or partner") == true)
             var summary = Baton_Metrics_V1_SummaryRequest()
             summary.groupBy = [.unspecified]
             let group = await #expect(throws: RPCError.self) {
-                try await running.call("Summary", summary, as: Baton_Metrics_V1_SummaryReply.self)
+                try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
             }
             #expect(group?.code == .invalidArgument && group?.message.hasPrefix("group_by[0] is 0") == true)
         }
@@ -122,7 +121,7 @@ struct MetricsCollectorProcessTests {
             batch.events =
                 Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
                 + Self.handoff("old", greeted: 3_000, ago: 7_200_000)
-            _ = try await running.call("RecordBatch", batch, as: Baton_Metrics_V1_RecordReply.self)
+            _ = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
 
             let report = try await running.batonctl(["report", "--window", "1h", "--by", "destination"])
             #expect(report.status == 0, "\(report.output)")

@@ -148,9 +148,8 @@ struct ProcessTests {
         let client = RPCClient(socketPath: socket)
         let check: @Sendable (CallOptions) async throws -> HealthStatusProvider.Status = { options in
             try await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self,
                 options: options
             ).status
         }

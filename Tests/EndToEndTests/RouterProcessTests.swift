@@ -40,7 +40,7 @@ struct RouterProcessTests {
         let directory = try TemporaryDirectory()
         mkdir(directory.appending("config"), 0o755)
         try SupervisorTests.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
-        return try await RunningService.start("router", service: "baton.routing.v1.Router", in: directory)
+        return try await RunningService.start("router", in: directory)
     }
 
     @Test("decisions and open reservations survive kill -9 and a restart")
@@ -52,13 +52,13 @@ struct RouterProcessTests {
             #expect(first.outcome == .routed && first.destinationID == "billing-in-house")
             var accept = Baton_Routing_V1_AcceptRequest()
             accept.reservationID = second.reservationID
-            _ = try await running.call("Accept", accept, as: Baton_Routing_V1_ReservationReply.self)
+            _ = try await running.call(Baton_Routing_V1_Router.Method.accept, accept)
 
             try await running.killAndRestart()
 
             var explain = Baton_Routing_V1_ExplainRequest()
             explain.handoffID = "h-1"
-            let explained = try await running.call("Explain", explain, as: Baton_Routing_V1_ExplainReply.self)
+            let explained = try await running.call(Baton_Routing_V1_Router.Method.explain, explain)
             #expect(explained.decisions == [first])
             #expect(explained.reservations.map(\.state) == [.held])
             let inHouse = try #require(try await running.list().destinations.first)
@@ -78,25 +78,25 @@ struct RouterProcessTests {
             var route = Baton_Routing_V1_RouteRequest()
             route.handoffID = "h-1"
             let empty = await #expect(throws: RPCError.self) {
-                try await running.call("Route", route, as: Baton_Routing_V1_RouteReply.self)
+                try await running.call(Baton_Routing_V1_Router.Method.route, route)
             }
             #expect(empty?.code == .invalidArgument && empty?.message.contains("call_id") == true)
             var update = Baton_Routing_V1_UpdateAvailabilityRequest()
             update.destinationID = "nowhere"
             let unknown = await #expect(throws: RPCError.self) {
-                try await running.call("UpdateAvailability", update, as: Baton_Routing_V1_DestinationState.self)
+                try await running.call(Baton_Routing_V1_Router.Method.updateAvailability, update)
             }
             #expect(unknown?.code == .notFound && unknown?.message.contains("'nowhere'") == true)
             update.destinationID = "partner-bpo"
             update.queueLength = -3
             let negative = await #expect(throws: RPCError.self) {
-                try await running.call("UpdateAvailability", update, as: Baton_Routing_V1_DestinationState.self)
+                try await running.call(Baton_Routing_V1_Router.Method.updateAvailability, update)
             }
             #expect(negative?.code == .invalidArgument && negative?.message.contains("queue_length is -3") == true)
             var explain = Baton_Routing_V1_ExplainRequest()
             explain.handoffID = "never-routed"
             let none = await #expect(throws: RPCError.self) {
-                try await running.call("Explain", explain, as: Baton_Routing_V1_ExplainReply.self)
+                try await running.call(Baton_Routing_V1_Router.Method.explain, explain)
             }
             #expect(none?.code == .notFound)
         }
@@ -110,9 +110,8 @@ struct RouterProcessTests {
             let file = running.directory.appending("config/destinations.yaml")
             try SupervisorTests.write(Self.destinations.replacingFirst("agents: 2", with: "agents: lots"), to: file)
             let refused = try await running.call(
-                "Reload",
-                Baton_Routing_V1_ReloadRequest(),
-                as: Baton_Routing_V1_ReloadReply.self
+                Baton_Routing_V1_Router.Method.reload,
+                Baton_Routing_V1_ReloadRequest()
             )
             #expect(refused.problems.map(\.line) == [7])
             #expect(refused.problems.first?.message == "agents must be a number, not 'lots'")
@@ -151,14 +150,13 @@ extension RunningService {
         request.handoffID = handoff
         request.category = "payment"
         request.skills = ["billing"]
-        return try await self.call("Route", request, as: Baton_Routing_V1_RouteReply.self)
+        return try await self.call(Baton_Routing_V1_Router.Method.route, request)
     }
 
     fileprivate func list() async throws -> Baton_Routing_V1_ListDestinationsReply {
         try await self.call(
-            "ListDestinations",
-            Baton_Routing_V1_ListDestinationsRequest(),
-            as: Baton_Routing_V1_ListDestinationsReply.self
+            Baton_Routing_V1_Router.Method.listDestinations,
+            Baton_Routing_V1_ListDestinationsRequest()
         )
     }
 }

@@ -23,23 +23,20 @@ struct SupervisorTests {
 
         func status() async throws -> [String: Status] {
             let reply = try await self.client.unary(
-                "/baton.supervisor.v1.Supervisor/Status",
+                Baton_Supervisor_V1_Supervisor.Method.status,
                 Baton_Supervisor_V1_StatusRequest(),
-                as: Baton_Supervisor_V1_StatusReply.self,
                 options: CallOptions(timeout: .seconds(10), waitForReady: true)
             )
             return Dictionary(uniqueKeysWithValues: reply.processes.map { ($0.name, $0) })
         }
 
-        func call(_ method: String, _ name: String) async throws -> [Status] {
+        func call(
+            _ method: UnaryMethod<Baton_Supervisor_V1_ProcessRequest, Baton_Supervisor_V1_ProcessReply>,
+            _ name: String
+        ) async throws -> [Status] {
             var request = Baton_Supervisor_V1_ProcessRequest()
             request.name = name
-            return try await self.client.unary(
-                "/baton.supervisor.v1.Supervisor/\(method)",
-                request,
-                as: Baton_Supervisor_V1_ProcessReply.self,
-                options: CallOptions(timeout: .seconds(30))
-            ).processes
+            return try await self.client.unary(method, request, options: CallOptions(timeout: .seconds(30))).processes
         }
 
         /// Waits until `condition` holds for the status, for at most 20 s.
@@ -135,7 +132,7 @@ struct SupervisorTests {
             }
             #expect(log.contains("giving up"))
             // An operator's start clears FATAL.
-            let started = try await running.call("Start", "crasher")
+            let started = try await running.call(Baton_Supervisor_V1_Supervisor.Method.start, "crasher")
             #expect(started.first?.state == .starting || started.first?.state == .backoff)
         }
         await running.cleanUp(pids: pids)
@@ -155,15 +152,14 @@ struct SupervisorTests {
             let serviceClient = RPCClient(socketPath: running.directory.appending("var/run/metrics-collector.sock"))
             let check = {
                 try await serviceClient.unary(
-                    "/grpc.health.v1.Health/Check",
+                    Grpc_Health_V1_Health.Method.check,
                     Grpc_Health_V1_HealthCheckRequest(),
-                    as: Grpc_Health_V1_HealthCheckResponse.self,
                     options: CallOptions(timeout: .seconds(10), waitForReady: true)
                 ).status
             }
             #expect(try await check() == .serving)
 
-            let restarted = try await running.call("Restart", "metrics-collector")
+            let restarted = try await running.call(Baton_Supervisor_V1_Supervisor.Method.restart, "metrics-collector")
             #expect(restarted.map(\.name) == ["metrics-collector"])
             #expect(await running.waitFor { $0["metrics-collector"]?.state == .ready })
             let after = try await running.status()
@@ -174,7 +170,9 @@ struct SupervisorTests {
             #expect(try await check() == .serving, "the same client object reconnects by itself")
             await serviceClient.close()
 
-            let error = await #expect(throws: RPCError.self) { try await running.call("Restart", "nobody") }
+            let error = await #expect(throws: RPCError.self) {
+                try await running.call(Baton_Supervisor_V1_Supervisor.Method.restart, "nobody")
+            }
             #expect(error?.code == .notFound)
         }
         await running.cleanUp(pids: pids)
@@ -188,9 +186,8 @@ struct SupervisorTests {
             #expect(await running.waitFor { $0["sleeper"]?.state == .ready })
             pids = try await running.status().values.map(\.pid)
             let events = try running.client.serverStream(
-                "/baton.supervisor.v1.Supervisor/Events",
+                Baton_Supervisor_V1_Supervisor.Method.events,
                 Baton_Supervisor_V1_EventsRequest(),
-                as: Baton_Supervisor_V1_ProcessEvent.self
             )
             var seen: [Baton_Supervisor_V1_ProcessState] = []
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -198,7 +195,9 @@ struct SupervisorTests {
                     #expect(event.process.name == "sleeper")
                     if event.previous == .unspecified {
                         #expect(event.process.state == .ready, "the snapshot comes first")
-                        group.addTask { _ = try await running.call("Restart", "sleeper") }
+                        group.addTask {
+                            _ = try await running.call(Baton_Supervisor_V1_Supervisor.Method.restart, "sleeper")
+                        }
                         continue
                     }
                     #expect(event.previous == seen.last ?? .ready)
@@ -234,9 +233,8 @@ struct SupervisorTests {
         #expect(await running.waitFor { $0["sleeper"]?.state == .ready })
         let pids = try await running.status().values.map(\.pid)
         _ = try await running.client.unary(
-            "/baton.supervisor.v1.Supervisor/Shutdown",
+            Baton_Supervisor_V1_Supervisor.Method.shutdown,
             Baton_Supervisor_V1_ShutdownRequest(),
-            as: Baton_Supervisor_V1_ShutdownReply.self
         )
         #expect(await running.process.waitForExit() == 0)
         #expect(pids.allSatisfy { !Self.alive($0) })
@@ -265,7 +263,7 @@ struct SupervisorTests {
             pids = try await running.status().values.map(\.pid)
             let clock = ContinuousClock()
             let started = clock.now
-            let stopped = try await running.call("Stop", "stubborn")
+            let stopped = try await running.call(Baton_Supervisor_V1_Supervisor.Method.stop, "stubborn")
             let took = clock.now - started
             #expect(stopped.first?.state == .stopped)
             #expect(stopped.first?.lastExit == "signal 9 (SIGKILL)")

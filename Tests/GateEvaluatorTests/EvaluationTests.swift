@@ -1,6 +1,6 @@
 import Testing
 
-@testable import GateEvaluator
+@testable import GateEvaluatorKit
 
 /// Gate evaluation: every condition operator, priority and ties, once per call, and undesigned escalation.
 @Suite("Evaluation")

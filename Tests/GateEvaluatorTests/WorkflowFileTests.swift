@@ -2,7 +2,7 @@ import BatonRuntime
 import BatonTestKit
 import Testing
 
-@testable import GateEvaluator
+@testable import GateEvaluatorKit
 
 /// Workflow YAML: the examples load, and every validation error names its line and column and what was expected.
 @Suite("Workflow files")

@@ -1,7 +1,7 @@
 import BatonProto
 import Testing
 
-@testable import MetricsCollector
+@testable import MetricsCollectorKit
 
 /// Builds a handoff's events: `at` is ms after the gate fired, which is at `t0`.
 struct Events {

@@ -7,7 +7,7 @@ import Logging
 import Synchronization
 import Testing
 
-@testable import MetricsCollector
+@testable import MetricsCollectorKit
 
 /// MetricsCores on real SQLite files in one temporary directory, on a clock the test sets.
 final class Collectors: Sendable {

@@ -3,7 +3,7 @@ import BatonTestKit
 import Foundation
 import Testing
 
-@testable import Router
+@testable import RouterKit
 
 @Suite("destinations.yaml")
 struct DestinationsFileTests {

@@ -9,7 +9,7 @@ import SwiftProtobuf
 import Synchronization
 import Testing
 
-@testable import Router
+@testable import RouterKit
 
 /// A clock the test moves by hand.
 final class TestClock: Sendable {

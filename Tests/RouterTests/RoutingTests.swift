@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Router
+@testable import RouterKit
 
 /// A moment given as local time in a zone.
 func moment(_ text: String, in zone: String) -> Date {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import Supervisor
+@testable import SupervisorKit
 
 /// The Procfile and `.env` formats: what they accept, and each refusal with its line.
 @Suite("Procfile and .env")

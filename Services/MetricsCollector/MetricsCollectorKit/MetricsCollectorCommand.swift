@@ -1,16 +1,14 @@
-import ArgumentParser
+public import ArgumentParser
 import BatonRPC
 import BatonRuntime
 
 /// The `metrics-collector` process: every handoff's timeline and its figures. It answers
 /// `baton.metrics.v1.MetricsCollector` on `$BATON_RUN_DIR/metrics-collector.sock` and keeps the events in
 /// `$BATON_DATA_DIR/metrics.sqlite`.
-@main
-struct MetricsCollectorCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct MetricsCollectorCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "metrics-collector",
-        abstract: "Baton's metrics collector: handoff timelines, time-to-context-ready, time-to-live-human, repeats.",
-        subcommands: [MetricsBenchmark.self]
+        abstract: "Baton's metrics collector: handoff timelines, time-to-context-ready, time-to-live-human, repeats."
     )
 
     @OptionGroup var options: ProcessOptions
@@ -21,7 +19,10 @@ struct MetricsCollectorCommand: AsyncParsableCommand {
     @Option(help: "A greeting later than this many seconds after the gate fired makes a failover.")
     var maxLiveHuman: Double = 8
 
-    func validate() throws {
+    /// The command as the executable's main parses it.
+    public init() {}
+
+    public func validate() throws {
         guard self.abandonAfter > 0 else {
             throw ValidationError("--abandon-after is \(self.abandonAfter); expected a number of seconds above 0")
         }
@@ -30,7 +31,7 @@ struct MetricsCollectorCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
+    public func run() async throws {
         let process = try BatonProcess(name: "metrics-collector", options: self.options)
         let judging = Judging(
             maxLiveHumanMs: Int64((self.maxLiveHuman * 1000).rounded()),

@@ -1,11 +1,11 @@
-import Foundation
+package import Foundation
 
 /// What a handoff asks of its destination.
-struct Handoff: Equatable, Sendable {
+package struct Handoff: Equatable, Sendable {
     var callID: String
     var handoffID: String
-    var category: String
-    var skills: [String]
+    package var category: String
+    package var skills: [String]
     var urgent: Bool
 }
 
@@ -18,7 +18,16 @@ struct Availability: Equatable, Sendable {
 }
 
 /// A destination's live state as the router sees it: reported availability and its own reservations.
-struct LiveState: Equatable, Sendable {
+package struct LiveState: Equatable, Sendable {
+    /// Nothing known: no reported availability, no reservations.
+    package init() {}
+
+    init(availability: Availability? = nil, held: Int = 0, accepted: [Date] = []) {
+        self.availability = availability
+        self.held = held
+        self.accepted = accepted
+    }
+
     var availability: Availability?
     /// Reservations made and not yet accepted, declined, released or expired.
     var held = 0
@@ -103,15 +112,15 @@ struct Verdict: Equatable, Sendable {
 }
 
 /// A routing decision, before it is stored.
-struct Decision: Equatable, Sendable {
+package struct Decision: Equatable, Sendable {
     /// The chosen destination's index, or nil: nobody can take it now.
-    var chosen: Int?
+    package var chosen: Int?
     var prediction: Prediction?
     var verdicts: [Verdict]
     /// With no destination: the next moment a destination that would otherwise qualify opens.
     var nextOpening: (at: Date, destinationID: String)?
 
-    static func == (lhs: Decision, rhs: Decision) -> Bool {
+    package static func == (lhs: Decision, rhs: Decision) -> Bool {
         lhs.chosen == rhs.chosen && lhs.prediction == rhs.prediction && lhs.verdicts == rhs.verdicts
             && lhs.nextOpening?.at == rhs.nextOpening?.at
             && lhs.nextOpening?.destinationID == rhs.nextOpening?.destinationID
@@ -122,7 +131,7 @@ extension RoutingConfiguration {
     /// Why each destination fails the rules that depend only on the handoff's category and skills (its skills,
     /// the category's certifications and live-context rule), in the destinations' order; nil where it passes.
     /// The same for every handoff of that shape until the configuration changes, so callers may keep it.
-    func fixedProblems(category: String, skills: [String]) -> [String?] {
+    package func fixedProblems(category: String, skills: [String]) -> [String?] {
         let rule = self.policy.categories[category] ?? CategoryRule()
         return self.destinations.map { destination in
             var problems: [String] = []
@@ -150,7 +159,7 @@ extension RoutingConfiguration {
     /// otherwise takes the fastest within the maximum. An urgent handoff takes the fastest, whatever its cost.
     /// Destinations in `excluded` (they declined this handoff) are not offered. `fixed` is
     /// ``fixedProblems(category:skills:)`` for the handoff, when the caller kept it.
-    func decide(
+    package func decide(
         _ handoff: Handoff,
         live: (String) -> LiveState,
         now: Date,

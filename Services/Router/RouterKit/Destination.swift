@@ -1,7 +1,7 @@
 import Foundation
 
 /// Where a handoff can go: an in-house team or a partner BPO.
-struct Destination: Equatable, Sendable {
+package struct Destination: Equatable, Sendable {
     enum Kind: String, Sendable, CaseIterable {
         case inHouse = "in_house"
         case partner

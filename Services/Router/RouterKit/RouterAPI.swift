@@ -10,7 +10,7 @@ struct RouterAPI: Sendable {
         var methods = RPCMethods()
         let prepared = self.prepared
         // Route and Decline answer a RouteReply that the core encoded once, for the store and the reply.
-        methods.unaryEncoded("/baton.routing.v1.Router/Route") { (request: Baton_Routing_V1_RouteRequest, _) in
+        methods.unaryEncoded(Baton_Routing_V1_Router.Method.route) { (request: Baton_Routing_V1_RouteRequest, _) in
             let core = try prepared.get()
             guard !request.callID.isEmpty else {
                 throw RPCError.invalidArgument("call_id is empty; expected the call's id")
@@ -20,40 +20,40 @@ struct RouterAPI: Sendable {
             }
             return try await core.routeEncoded(request).encoded
         }
-        methods.unary("/baton.routing.v1.Router/Accept") {
+        methods.unary(Baton_Routing_V1_Router.Method.accept) {
             (request: Baton_Routing_V1_AcceptRequest, _) -> Baton_Routing_V1_ReservationReply in
             let core = try prepared.get()
             var reply = Baton_Routing_V1_ReservationReply()
             reply.reservation = try await core.accept(request.reservationID)
             return reply
         }
-        methods.unaryEncoded("/baton.routing.v1.Router/Decline") { (request: Baton_Routing_V1_DeclineRequest, _) in
+        methods.unaryEncoded(Baton_Routing_V1_Router.Method.decline) { (request: Baton_Routing_V1_DeclineRequest, _) in
             let core = try prepared.get()
             return try await core.declineEncoded(request.reservationID, reason: request.reason).encoded
         }
-        methods.unary("/baton.routing.v1.Router/Release") {
+        methods.unary(Baton_Routing_V1_Router.Method.release) {
             (request: Baton_Routing_V1_ReleaseRequest, _) -> Baton_Routing_V1_ReservationReply in
             let core = try prepared.get()
             var reply = Baton_Routing_V1_ReservationReply()
             reply.reservation = try await core.release(request.reservationID, outcome: request.outcome)
             return reply
         }
-        methods.unary("/baton.routing.v1.Router/UpdateAvailability") {
+        methods.unary(Baton_Routing_V1_Router.Method.updateAvailability) {
             (request: Baton_Routing_V1_UpdateAvailabilityRequest, _) -> Baton_Routing_V1_DestinationState in
             let core = try prepared.get()
             return try core.updateAvailability(request)
         }
-        methods.unary("/baton.routing.v1.Router/ListDestinations") {
+        methods.unary(Baton_Routing_V1_Router.Method.listDestinations) {
             (_: Baton_Routing_V1_ListDestinationsRequest, _) -> Baton_Routing_V1_ListDestinationsReply in
             let core = try prepared.get()
             return core.list()
         }
-        methods.unary("/baton.routing.v1.Router/Explain") {
+        methods.unary(Baton_Routing_V1_Router.Method.explain) {
             (request: Baton_Routing_V1_ExplainRequest, _) -> Baton_Routing_V1_ExplainReply in
             let core = try prepared.get()
             return try await core.explain(request.handoffID)
         }
-        methods.unary("/baton.routing.v1.Router/Reload") {
+        methods.unary(Baton_Routing_V1_Router.Method.reload) {
             (_: Baton_Routing_V1_ReloadRequest, _) -> Baton_Routing_V1_ReloadReply in
             let core = try prepared.get()
             var reply = Baton_Routing_V1_ReloadReply()

@@ -357,9 +357,8 @@ actor ProcessSupervisor: Service {
             }
             if SocketFile.identity(of: socket) != nil {
                 let reply = try? await client.unary(
-                    "/grpc.health.v1.Health/Check",
+                    Grpc_Health_V1_Health.Method.check,
                     Grpc_Health_V1_HealthCheckRequest(),
-                    as: Grpc_Health_V1_HealthCheckResponse.self,
                     options: CallOptions(timeout: .seconds(1))
                 )
                 if reply?.status == .serving {

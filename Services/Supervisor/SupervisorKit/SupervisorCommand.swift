@@ -1,4 +1,4 @@
-import ArgumentParser
+public import ArgumentParser
 import BatonProto
 import BatonRPC
 import BatonRuntime
@@ -14,9 +14,8 @@ import Glibc
 
 /// The `supervisor` process: runs the Procfile's processes, restarts what crashes, and answers
 /// `baton.supervisor.v1.Supervisor` on `$BATON_RUN_DIR/supervisor.sock`.
-@main
-struct SupervisorCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct SupervisorCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "supervisor",
         abstract: "Runs Baton's processes from a Procfile, restarts what crashes, stops everything on SIGTERM/SIGINT."
     )
@@ -31,13 +30,16 @@ struct SupervisorCommand: AsyncParsableCommand {
     )
     var grace: Double?
 
-    func validate() throws {
+    /// The command as the executable's main parses it.
+    public init() {}
+
+    public func validate() throws {
         if let grace = self.grace, !(grace > 0 && grace <= 3600) {
             throw ValidationError("--grace \(grace) is out of range; expected seconds between 0 and 3600")
         }
     }
 
-    func run() async throws {
+    public func run() async throws {
         let process = try BatonProcess(name: "supervisor", options: self.options)
         let settings = try self.settings(process.configuration)
         guard baton_set_child_subreaper() == 0 else {

@@ -11,13 +11,13 @@ struct SupervisorAPI: Sendable {
     var methods: RPCMethods {
         var methods = RPCMethods()
         let supervisor = self.supervisor
-        methods.unary("/baton.supervisor.v1.Supervisor/Status") {
+        methods.unary(Baton_Supervisor_V1_Supervisor.Method.status) {
             (_: Baton_Supervisor_V1_StatusRequest, _) -> Baton_Supervisor_V1_StatusReply in
             var reply = Baton_Supervisor_V1_StatusReply()
             reply.processes = await supervisor.status()
             return reply
         }
-        methods.unary("/baton.supervisor.v1.Supervisor/Start") {
+        methods.unary(Baton_Supervisor_V1_Supervisor.Method.start) {
             (request: Baton_Supervisor_V1_ProcessRequest, _) -> Baton_Supervisor_V1_ProcessReply in
             let names = try await supervisor.names(matching: request.name)
             for name in names {
@@ -26,7 +26,7 @@ struct SupervisorAPI: Sendable {
             await supervisor.settle(names)
             return Self.reply(await supervisor.status(of: names))
         }
-        methods.unary("/baton.supervisor.v1.Supervisor/Stop") {
+        methods.unary(Baton_Supervisor_V1_Supervisor.Method.stop) {
             (request: Baton_Supervisor_V1_ProcessRequest, _) -> Baton_Supervisor_V1_ProcessReply in
             let names = try await supervisor.names(matching: request.name)
             await withDiscardingTaskGroup { group in
@@ -36,7 +36,7 @@ struct SupervisorAPI: Sendable {
             }
             return Self.reply(await supervisor.status(of: names))
         }
-        methods.unary("/baton.supervisor.v1.Supervisor/Restart") {
+        methods.unary(Baton_Supervisor_V1_Supervisor.Method.restart) {
             (request: Baton_Supervisor_V1_ProcessRequest, _) -> Baton_Supervisor_V1_ProcessReply in
             let names = try await supervisor.names(matching: request.name)
             await withDiscardingTaskGroup { group in
@@ -47,7 +47,7 @@ struct SupervisorAPI: Sendable {
             await supervisor.settle(names)
             return Self.reply(await supervisor.status(of: names))
         }
-        methods.serverStreaming("/baton.supervisor.v1.Supervisor/Logs") {
+        methods.serverStreaming(Baton_Supervisor_V1_Supervisor.Method.logs) {
             (request: Baton_Supervisor_V1_LogsRequest, _, writer: RPCStreamWriter<Baton_Supervisor_V1_LogLine>) in
             let output = try await supervisor.output(of: request.name)
             let count = request.lines == 0 ? nil : Int(request.lines)
@@ -65,7 +65,7 @@ struct SupervisorAPI: Sendable {
                 try await writer.send(line)
             }
         }
-        methods.serverStreaming("/baton.supervisor.v1.Supervisor/Events") {
+        methods.serverStreaming(Baton_Supervisor_V1_Supervisor.Method.events) {
             (_: Baton_Supervisor_V1_EventsRequest, _, writer: RPCStreamWriter<Baton_Supervisor_V1_ProcessEvent>) in
             // Subscribe before the snapshot, so that no change falls between the two.
             let changes = supervisor.events()
@@ -81,7 +81,7 @@ struct SupervisorAPI: Sendable {
             }
         }
         let shutdown = self.shutdown
-        methods.unary("/baton.supervisor.v1.Supervisor/Shutdown") {
+        methods.unary(Baton_Supervisor_V1_Supervisor.Method.shutdown) {
             (_: Baton_Supervisor_V1_ShutdownRequest, _) -> Baton_Supervisor_V1_ShutdownReply in
             shutdown.trigger()
             return Baton_Supervisor_V1_ShutdownReply()

@@ -1,16 +1,16 @@
-import BatonRuntime
+package import BatonRuntime
 import Foundation
 import Yams
 
 /// The router's configuration: the policy and the destinations.
-struct RoutingConfiguration: Equatable, Sendable {
+package struct RoutingConfiguration: Equatable, Sendable {
     var policy: Policy
-    var destinations: [Destination]
+    package var destinations: [Destination]
 }
 
 /// Reads `destinations.yaml` and validates it, collecting every problem with its line and column and what was
 /// expected.
-struct DestinationsFile {
+package struct DestinationsFile {
     private var yaml: YAMLReader
 
     private init(file: String) {
@@ -18,7 +18,7 @@ struct DestinationsFile {
     }
 
     /// The configuration in `text`; throws ``InvalidConfigFile`` listing every problem found.
-    static func parse(_ text: String, file: String) throws(InvalidConfigFile) -> RoutingConfiguration {
+    package static func parse(_ text: String, file: String) throws(InvalidConfigFile) -> RoutingConfiguration {
         var reader = DestinationsFile(file: file)
         let configuration = reader.read(text)
         guard reader.yaml.problems.isEmpty, let configuration else {

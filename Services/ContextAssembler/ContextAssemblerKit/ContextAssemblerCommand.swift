@@ -1,4 +1,4 @@
-import ArgumentParser
+public import ArgumentParser
 import BatonRPC
 import BatonRuntime
 
@@ -6,9 +6,8 @@ import BatonRuntime
 ///
 /// For now it serves only `grpc.health.v1.Health` on `$BATON_RUN_DIR/context-assembler.sock`; its own API comes with
 /// its own issue.
-@main
-struct ContextAssemblerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct ContextAssemblerCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "context-assembler",
         abstract:
             "Baton's context-assembler: serves Health on $BATON_RUN_DIR/context-assembler.sock until SIGTERM or SIGINT."
@@ -16,7 +15,10 @@ struct ContextAssemblerCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ProcessOptions
 
-    func run() async throws {
+    /// The command as the executable's main parses it.
+    public init() {}
+
+    public func run() async throws {
         let process = try BatonProcess(name: "context-assembler", options: self.options)
         try await process.run(methods: RPCMethods())
     }

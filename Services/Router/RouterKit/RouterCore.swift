@@ -1,10 +1,10 @@
-import BatonProto
+package import BatonProto
 import BatonRPC
 import BatonRuntime
 import BatonStore
-import Foundation
+package import Foundation
 import GRDB
-import Logging
+package import Logging
 import SwiftProtobuf
 import Synchronization
 
@@ -14,7 +14,7 @@ import Synchronization
 /// A decision is made and its capacity reserved in memory at once, so concurrent handoffs see each other's
 /// reservations and spread out; the reply waits for the group commit. If the write fails, the reservation is
 /// undone and the caller hears UNAVAILABLE.
-final class RouterCore: Sendable {
+package final class RouterCore: Sendable {
     /// An open reservation (held or accepted), with what it takes to route its handoff again.
     ///
     /// What cannot change while it is open is a shared ``Record``, so that the table of open reservations holds a
@@ -206,7 +206,12 @@ final class RouterCore: Sendable {
     }()
 
     /// Loads `file` (which must be valid) and the open reservations stored in `database`.
-    init(file: String, database: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) throws {
+    package init(
+        file: String,
+        database: String,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws {
         self.file = file
         self.logger = logger
         self.now = now
@@ -348,7 +353,7 @@ final class RouterCore: Sendable {
         }
     }
 
-    func route(_ request: Baton_Routing_V1_RouteRequest) async throws -> Baton_Routing_V1_RouteReply {
+    package func route(_ request: Baton_Routing_V1_RouteRequest) async throws -> Baton_Routing_V1_RouteReply {
         try await self.routeEncoded(request).reply
     }
 
@@ -919,7 +924,7 @@ final class RouterCore: Sendable {
         }
     }
 
-    static func handoff(_ request: Baton_Routing_V1_RouteRequest) -> Handoff {
+    package static func handoff(_ request: Baton_Routing_V1_RouteRequest) -> Handoff {
         Handoff(
             callID: request.callID,
             handoffID: request.handoffID,

@@ -1,20 +1,23 @@
 /// What a call has established so far, as the gate evaluator sees it.
-struct CallContext: Sendable {
-    var slots: [String: SlotValue] = [:]
-    var intents: Set<String> = []
-    var stepsReached: Set<String> = []
+package struct CallContext: Sendable {
+    package var slots: [String: SlotValue] = [:]
+    package var intents: Set<String> = []
+    package var stepsReached: Set<String> = []
     /// The caller's recent turns, for `said`.
-    var callerTurns: [String] = []
+    package var callerTurns: [String] = []
     /// Gates that have already fired on this call (a `once` gate does not fire again).
     var firedGates: Set<String> = []
     /// The AI said it cannot go on: if no gate matches, the call still reaches a human, as an undesigned handoff.
     var aiEscalation = false
     /// The step the call is at, reported with an undesigned handoff.
     var currentStep = ""
+
+    /// A call that has established nothing yet.
+    package init() {}
 }
 
 /// The evaluator's answer for one event.
-enum Decision: Equatable, Sendable {
+package enum Decision: Equatable, Sendable {
     case `continue`
     /// A designed gate fired: `gate` won; `others` also matched (highest priority first, then file order).
     case handoff(gate: Gate, because: String, others: [String])
@@ -25,7 +28,7 @@ enum Decision: Equatable, Sendable {
 extension Workflow {
     /// Decides, deterministically, whether the call has reached a gate: every gate whose condition holds (and
     /// that may still fire) matches; the highest priority wins; ties go to the gate earlier in the file.
-    func evaluate(_ context: CallContext) -> Decision {
+    package func evaluate(_ context: CallContext) -> Decision {
         // Indices, not copies of the gates: copying a gate retains every string and array in it. The sort compares
         // (priority, index) pairs so that its closure does not capture, and so copy, the workflow.
         var matched: [(priority: Priority, index: Int)] = []

@@ -1,4 +1,4 @@
-import ArgumentParser
+public import ArgumentParser
 import BatonRPC
 import BatonRuntime
 import Logging
@@ -7,12 +7,10 @@ import ServiceLifecycle
 /// The `router` process: destinations, their availability and reservations. It answers `baton.routing.v1.Router`
 /// on `$BATON_RUN_DIR/router.sock`, keeps decisions and reservations in `$BATON_DATA_DIR/router.sqlite`, and
 /// reloads `destinations.yaml` on `Reload`, on SIGHUP, and when the file changes.
-@main
-struct RouterCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct RouterCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "router",
-        abstract: "Baton's router: chooses the destination that gets a caller to a prepared human fastest.",
-        subcommands: [RouterBenchmark.self]
+        abstract: "Baton's router: chooses the destination that gets a caller to a prepared human fastest."
     )
 
     @OptionGroup var options: ProcessOptions
@@ -20,7 +18,10 @@ struct RouterCommand: AsyncParsableCommand {
     @Option(help: "Directory of the configuration (default: $BATON_CONFIG_DIR, else config); reads destinations.yaml.")
     var configDir: String?
 
-    func run() async throws {
+    /// The command as the executable's main parses it.
+    public init() {}
+
+    public func run() async throws {
         let process = try BatonProcess(name: "router", options: self.options)
         let configDirectory = self.configDir ?? ProcessEnvironment.current["BATON_CONFIG_DIR"] ?? "config"
         // Opened once the socket is ours: a second instance is refused before it touches the database.

@@ -1,11 +1,11 @@
-import BatonRuntime
+package import BatonRuntime
 import Yams
 
 /// Reads a workflow from YAML and validates it, collecting every error a workflow author can act on, each with
 /// its file, line and column and what was expected.
-struct WorkflowFile {
+package struct WorkflowFile {
     typealias Problem = ConfigProblem
-    typealias Invalid = InvalidConfigFile
+    package typealias Invalid = InvalidConfigFile
 
     private var yaml: YAMLReader
 
@@ -14,7 +14,7 @@ struct WorkflowFile {
     }
 
     /// The workflow in `text`; throws ``Invalid`` listing every problem found.
-    static func parse(_ text: String, file: String) throws(Invalid) -> Workflow {
+    package static func parse(_ text: String, file: String) throws(Invalid) -> Workflow {
         var reader = WorkflowFile(file: file)
         let workflow = reader.read(text)
         guard reader.yaml.problems.isEmpty, let workflow else {

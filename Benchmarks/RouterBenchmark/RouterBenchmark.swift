@@ -4,6 +4,7 @@ import BatonRPC
 import BatonRuntime
 import Foundation
 import Logging
+import RouterKit
 
 #if canImport(Glibc)
 import Glibc
@@ -12,9 +13,10 @@ import Glibc
 /// `router benchmark`: route decisions per second with 50 destinations: deciding alone in process, durable
 /// decisions in process (RouterCore on a SQLite file), and durable decisions over the socket with p50/p99,
 /// beside Health/Check over the same socket in the same run.
+@main
 struct RouterBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "benchmark",
+        commandName: "router-benchmark",
         abstract: "Measure route decisions per second (in process and over the socket); run by hand, not by the tests."
     )
 
@@ -85,10 +87,14 @@ struct RouterBenchmark: AsyncParsableCommand {
         print("in process, durable (\(self.inFlight) concurrent): \(Int(durable)) decisions/s")
 
         // Over the socket.
-        let pid = try Benchmarking.spawnSelf([
-            "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--config-dir", directory + "/config",
-            "--log-level", "error",
-        ])
+        let pid = try Benchmarking.spawnSibling(
+            "router",
+            [
+                "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--config-dir",
+                directory + "/config",
+                "--log-level", "error",
+            ]
+        )
         defer { Benchmarking.stop(pid) }
         let client = RPCClient(socketPath: directory + "/run/router.sock", logger: logger)
         try await Benchmarking.waitUntilServing(client)
@@ -96,14 +102,13 @@ struct RouterBenchmark: AsyncParsableCommand {
         let route = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { index in
             var request = requests[index % requests.count]
             request.handoffID = Self.handoffID("s", index)
-            _ = try await client.unary("/baton.routing.v1.Router/Route", request, as: Baton_Routing_V1_RouteReply.self)
+            _ = try await client.unary(Baton_Routing_V1_Router.Method.route, request)
         }
         let cpuAfter = (server: Benchmarking.cpuSeconds(of: pid), client: Benchmarking.cpuSeconds(of: getpid()))
         let health = try await Benchmarking.rate(calls: self.calls, inFlight: self.inFlight, client: client) { _ in
             _ = try await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self
             )
         }
         await client.close()

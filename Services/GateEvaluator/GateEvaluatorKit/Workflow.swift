@@ -1,18 +1,18 @@
 /// A persona's workflow: its steps, the facts (slots) it captures, and the gates where a human appears.
-struct Workflow: Equatable, Sendable {
+package struct Workflow: Equatable, Sendable {
     var id: String
     var version: String
     var persona: String
     var steps: [String]
     /// The facts the AI captures (`identity.name`, `account.id`, ...); a gate's `brief_lead` names some of them.
     var slots: [String]
-    var gates: [Gate]
+    package var gates: [Gate]
     /// The skills an undesigned escalation (one that matches no gate) is routed with.
     var defaultSkills: [String]
 }
 
 /// A designed moment where a human appears: when its condition holds, the call is handed off.
-struct Gate: Equatable, Sendable {
+package struct Gate: Equatable, Sendable {
     var id: String
     /// `payment`, `grief`, `judgement`, `legal`, `ethical`, `caller_request`, or a custom word.
     var category: String
@@ -94,7 +94,7 @@ enum SlotTest: Equatable, Sendable {
 }
 
 /// A slot's value as the AI captured it.
-enum SlotValue: Equatable, Sendable, CustomStringConvertible {
+package enum SlotValue: Equatable, Sendable, CustomStringConvertible {
     case text(String)
     case number(Double)
     case flag(Bool)
@@ -109,7 +109,7 @@ enum SlotValue: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    package var description: String {
         switch self {
         case .text(let text): text
         case .number(let number): number == number.rounded() && abs(number) < 1e15 ? "\(Int64(number))" : "\(number)"

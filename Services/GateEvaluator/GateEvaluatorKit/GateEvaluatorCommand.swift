@@ -1,16 +1,14 @@
-import ArgumentParser
+public import ArgumentParser
 import BatonRPC
 import BatonRuntime
 import Logging
 
 /// The `gate-evaluator` process: loads the workflows and answers `baton.gates.v1.GateEvaluator` on
 /// `$BATON_RUN_DIR/gate-evaluator.sock`. Workflows reload on `Reload`, on SIGHUP, and when a file changes.
-@main
-struct GateEvaluatorCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct GateEvaluatorCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "gate-evaluator",
-        abstract: "Baton's gate-evaluator: decides, from the workflows, when a human must appear.",
-        subcommands: [GateEvaluatorBenchmark.self]
+        abstract: "Baton's gate-evaluator: decides, from the workflows, when a human must appear."
     )
 
     @OptionGroup var options: ProcessOptions
@@ -18,7 +16,10 @@ struct GateEvaluatorCommand: AsyncParsableCommand {
     @Option(help: "Directory of the configuration (default: $BATON_CONFIG_DIR, else config); workflows in workflows/.")
     var configDir: String?
 
-    func run() async throws {
+    /// The command as the executable's main parses it.
+    public init() {}
+
+    public func run() async throws {
         let process = try BatonProcess(name: "gate-evaluator", options: self.options)
         let configDirectory = self.configDir ?? ProcessEnvironment.current["BATON_CONFIG_DIR"] ?? "config"
         let library = WorkflowLibrary(directory: configDirectory + "/workflows", logger: process.logger)

@@ -2,6 +2,7 @@ import ArgumentParser
 import BatonProto
 import BatonRPC
 import BatonRuntime
+import GateEvaluatorKit
 import Logging
 
 #if canImport(Glibc)
@@ -12,9 +13,10 @@ import Glibc
 /// process on one core and over the socket, beside two baselines over the same socket in the same run: Evaluate
 /// of the same requests against a workflow with no gates (the runtime and protobuf, no evaluation) and
 /// Health/Check (the runtime's own ceiling).
+@main
 struct GateEvaluatorBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "benchmark",
+        commandName: "gate-evaluator-benchmark",
         abstract: "Measure evaluations per second (in process and over the socket); run by hand, not by the tests."
     )
 
@@ -55,7 +57,8 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
         let empty = fopen(directory + "/config/workflows/empty.yaml", "w")
         fputs("id: empty\nversion: 1\npersona: no gates\nsteps: []\ndefault_skills: [general]\ngates: []\n", empty)
         fclose(empty)
-        let pid = try Benchmarking.spawnSelf(
+        let pid = try Benchmarking.spawnSibling(
+            "gate-evaluator",
             ["--run-dir", directory + "/run", "--config-dir", directory + "/config", "--log-level", "error"]
         )
         defer { Benchmarking.stop(pid) }
@@ -71,25 +74,22 @@ struct GateEvaluatorBenchmark: AsyncParsableCommand {
         }
         let evaluate = try await self.rate(client) { index in
             _ = try await client.unary(
-                "/baton.gates.v1.GateEvaluator/Evaluate",
+                Baton_Gates_V1_GateEvaluator.Method.evaluate,
                 requests[index % requests.count],
-                as: Baton_Gates_V1_EvaluateReply.self
             )
         }
         let withoutGates = try await self.rate(client) { index in
             var request = requests[index % requests.count]
             request.workflowID = "empty"
             _ = try await client.unary(
-                "/baton.gates.v1.GateEvaluator/Evaluate",
+                Baton_Gates_V1_GateEvaluator.Method.evaluate,
                 request,
-                as: Baton_Gates_V1_EvaluateReply.self
             )
         }
         let health = try await self.rate(client) { _ in
             _ = try await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self
             )
         }
         await client.close()

@@ -9,7 +9,7 @@ struct MetricsAPI: Sendable {
     var methods: RPCMethods {
         var methods = RPCMethods()
         let prepared = self.prepared
-        methods.unary("/baton.metrics.v1.MetricsCollector/Record") {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.record) {
             (request: Baton_Metrics_V1_RecordRequest, _) -> Baton_Metrics_V1_RecordReply in
             let core = try prepared.get()
             guard request.hasEvent else {
@@ -20,7 +20,7 @@ struct MetricsAPI: Sendable {
             }
             return try await Self.stored { try await core.record([request.event]) }
         }
-        methods.unary("/baton.metrics.v1.MetricsCollector/RecordBatch") {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.recordBatch) {
             (request: Baton_Metrics_V1_RecordBatchRequest, _) -> Baton_Metrics_V1_RecordReply in
             let core = try prepared.get()
             let now = core.now()
@@ -34,7 +34,7 @@ struct MetricsAPI: Sendable {
             }
             return try await Self.stored { try await core.record(request.events) }
         }
-        methods.unary("/baton.metrics.v1.MetricsCollector/Summary") {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.summary) {
             (request: Baton_Metrics_V1_SummaryRequest, _) -> Baton_Metrics_V1_SummaryReply in
             let core = try prepared.get()
             for (index, groupBy) in request.groupBy.enumerated() where MetricsCore.key(groupBy) == nil {
@@ -44,7 +44,7 @@ struct MetricsAPI: Sendable {
             }
             return core.summary(request)
         }
-        methods.unary("/baton.metrics.v1.MetricsCollector/ListHandoffs") {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.listHandoffs) {
             (request: Baton_Metrics_V1_ListHandoffsRequest, _) -> Baton_Metrics_V1_ListHandoffsReply in
             let core = try prepared.get()
             if case .UNRECOGNIZED(let value) = request.classification {
@@ -55,7 +55,7 @@ struct MetricsAPI: Sendable {
             }
             return core.list(request)
         }
-        methods.unary("/baton.metrics.v1.MetricsCollector/GetHandoff") {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.getHandoff) {
             (request: Baton_Metrics_V1_GetHandoffRequest, _) -> Baton_Metrics_V1_Handoff in
             let core = try prepared.get()
             guard !request.handoffID.isEmpty else {
@@ -63,7 +63,7 @@ struct MetricsAPI: Sendable {
             }
             return try await core.handoff(request.handoffID)
         }
-        methods.unary("/baton.metrics.v1.MetricsCollector/Export") {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.export) {
             (_: Baton_Metrics_V1_ExportRequest, _) -> Baton_Metrics_V1_ExportReply in
             let core = try prepared.get()
             var reply = Baton_Metrics_V1_ExportReply()

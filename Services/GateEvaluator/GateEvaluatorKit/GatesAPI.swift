@@ -11,7 +11,7 @@ struct GatesAPI: Sendable {
         let prepared = self.prepared
         // On the connection's loop, like every unary handler. Tried on the concurrency pool: 56k calls/s against
         // 62k here, since the two thread hops cost more than the second core gave (`gate-evaluator benchmark`).
-        methods.unary("/baton.gates.v1.GateEvaluator/Evaluate") {
+        methods.unary(Baton_Gates_V1_GateEvaluator.Method.evaluate) {
             (request: Baton_Gates_V1_EvaluateRequest, _) -> Baton_Gates_V1_EvaluateReply in
             let library = try prepared.get()
             guard !request.workflowID.isEmpty else {
@@ -20,7 +20,7 @@ struct GatesAPI: Sendable {
             let loaded = try Self.find(request.workflowID, in: library)
             return Self.reply(loaded.workflow.evaluate(Self.context(request.context)), version: loaded.workflow.version)
         }
-        methods.unary("/baton.gates.v1.GateEvaluator/ListWorkflows") {
+        methods.unary(Baton_Gates_V1_GateEvaluator.Method.listWorkflows) {
             (_: Baton_Gates_V1_ListWorkflowsRequest, _) -> Baton_Gates_V1_ListWorkflowsReply in
             let library = try prepared.get()
             var reply = Baton_Gates_V1_ListWorkflowsReply()
@@ -28,7 +28,7 @@ struct GatesAPI: Sendable {
             reply.problems = library.problems.map(Self.problem)
             return reply
         }
-        methods.unary("/baton.gates.v1.GateEvaluator/GetWorkflow") {
+        methods.unary(Baton_Gates_V1_GateEvaluator.Method.getWorkflow) {
             (request: Baton_Gates_V1_GetWorkflowRequest, _) -> Baton_Gates_V1_GetWorkflowReply in
             let library = try prepared.get()
             let loaded = try Self.find(request.id, in: library)
@@ -50,7 +50,7 @@ struct GatesAPI: Sendable {
             }
             return reply
         }
-        methods.unary("/baton.gates.v1.GateEvaluator/ValidateWorkflow") {
+        methods.unary(Baton_Gates_V1_GateEvaluator.Method.validateWorkflow) {
             (request: Baton_Gates_V1_ValidateWorkflowRequest, _) -> Baton_Gates_V1_ValidateWorkflowReply in
             var reply = Baton_Gates_V1_ValidateWorkflowReply()
             do {
@@ -62,7 +62,7 @@ struct GatesAPI: Sendable {
             }
             return reply
         }
-        methods.unary("/baton.gates.v1.GateEvaluator/Reload") {
+        methods.unary(Baton_Gates_V1_GateEvaluator.Method.reload) {
             (_: Baton_Gates_V1_ReloadRequest, _) -> Baton_Gates_V1_ReloadReply in
             let library = try prepared.get()
             var reply = Baton_Gates_V1_ReloadReply()

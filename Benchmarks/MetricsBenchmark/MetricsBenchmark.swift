@@ -4,6 +4,7 @@ import BatonRPC
 import BatonRuntime
 import Foundation
 import Logging
+import MetricsCollectorKit
 
 #if canImport(Glibc)
 import Glibc
@@ -12,9 +13,10 @@ import Glibc
 /// `metrics-collector benchmark`: durable events recorded per second over the socket, batched (100 per call)
 /// and one per call, with Health/Check over the same socket as the baseline; then Summary over the million-odd
 /// events stored by then, beside a ListHandoffs of one handoff as its baseline.
+@main
 struct MetricsBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "benchmark",
+        commandName: "metrics-benchmark",
         abstract: "Measure events recorded per second and Summary's time; run by hand, not by the tests."
     )
 
@@ -28,9 +30,12 @@ struct MetricsBenchmark: AsyncParsableCommand {
         defer { _ = system("rm -rf '\(directory)'") }
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
-        let pid = try Benchmarking.spawnSelf([
-            "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--log-level", "error",
-        ])
+        let pid = try Benchmarking.spawnSibling(
+            "metrics-collector",
+            [
+                "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--log-level", "error",
+            ]
+        )
         defer { Benchmarking.stop(pid) }
         let client = RPCClient(socketPath: directory + "/run/metrics-collector.sock", logger: logger)
         try await Benchmarking.waitUntilServing(client)
@@ -41,9 +46,8 @@ struct MetricsBenchmark: AsyncParsableCommand {
             var request = Baton_Metrics_V1_RecordBatchRequest()
             request.events = (0..<100).map { Self.event(index * 100 + $0, prefix: "b", now: now) }
             let reply = try await client.unary(
-                "/baton.metrics.v1.MetricsCollector/RecordBatch",
+                Baton_Metrics_V1_MetricsCollector.Method.recordBatch,
                 request,
-                as: Baton_Metrics_V1_RecordReply.self
             )
             precondition(reply.recorded == 100, "a batch recorded \(reply.recorded) of 100 events")
         }
@@ -56,9 +60,8 @@ struct MetricsBenchmark: AsyncParsableCommand {
             var request = Baton_Metrics_V1_RecordRequest()
             request.event = Self.event(index, prefix: "u", now: now)
             _ = try await client.unary(
-                "/baton.metrics.v1.MetricsCollector/Record",
+                Baton_Metrics_V1_MetricsCollector.Method.record,
                 request,
-                as: Baton_Metrics_V1_RecordReply.self
             )
         }
         print(
@@ -67,9 +70,8 @@ struct MetricsBenchmark: AsyncParsableCommand {
         )
         let health = try await Benchmarking.rate(calls: self.unbatched, inFlight: self.inFlight, client: client) { _ in
             _ = try await client.unary(
-                "/grpc.health.v1.Health/Check",
+                Grpc_Health_V1_Health.Method.check,
                 Grpc_Health_V1_HealthCheckRequest(),
-                as: Grpc_Health_V1_HealthCheckResponse.self
             )
         }
         print(
@@ -82,9 +84,8 @@ struct MetricsBenchmark: AsyncParsableCommand {
         var overall = Baton_Metrics_V1_Figures()
         let summaryTimes = try await self.time(self.summaries) {
             overall = try await client.unary(
-                "/baton.metrics.v1.MetricsCollector/Summary",
+                Baton_Metrics_V1_MetricsCollector.Method.summary,
                 summary,
-                as: Baton_Metrics_V1_SummaryReply.self,
                 options: CallOptions(timeout: .seconds(60))
             ).overall
         }
@@ -92,9 +93,8 @@ struct MetricsBenchmark: AsyncParsableCommand {
         list.limit = 1
         let listTimes = try await self.time(self.summaries) {
             _ = try await client.unary(
-                "/baton.metrics.v1.MetricsCollector/ListHandoffs",
+                Baton_Metrics_V1_MetricsCollector.Method.listHandoffs,
                 list,
-                as: Baton_Metrics_V1_ListHandoffsReply.self,
                 options: CallOptions(timeout: .seconds(60))
             )
         }

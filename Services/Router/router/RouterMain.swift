@@ -1,0 +1,6 @@
+// The `router` executable: everything it does is in RouterKit.
+import ArgumentParser
+import RouterKit
+
+@main
+extension RouterCommand {}

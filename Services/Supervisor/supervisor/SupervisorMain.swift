@@ -1,0 +1,6 @@
+// The `supervisor` executable: everything it does is in SupervisorKit.
+import ArgumentParser
+import SupervisorKit
+
+@main
+extension SupervisorCommand {}
