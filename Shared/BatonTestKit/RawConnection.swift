@@ -4,6 +4,10 @@ import NIOCore
 import NIOPosix
 public import SwiftProtobuf
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A Unix socket connection that sends and receives raw bytes, so a test can speak WIRE.md byte by byte, break
 /// it on purpose, and see exactly what the server answers.
 public final class RawConnection: Sendable {
@@ -27,6 +31,16 @@ public final class RawConnection: Sendable {
             .connect(unixDomainSocketPath: path)
             .get()
         return RawConnection(channel: channel, received: received)
+    }
+
+    /// A connection that `listener` accepted: the server's side, for a test that plays the server.
+    static func accepted(
+        _ channel: any Channel,
+        received: NIOLockedValueBox<(bytes: ByteBuffer, closed: Bool)>
+    )
+        -> RawConnection
+    {
+        RawConnection(channel: channel, received: received)
     }
 
     /// Sends `bytes` as they are, in one write.
@@ -67,7 +81,8 @@ public final class RawConnection: Sendable {
         return frame
     }
 
-    /// The next frame from the server, or nil when the server closed the connection first.
+    /// The next frame from the peer (the server, or the client of a ``RawListener``), or nil when the peer closed
+    /// the connection first.
     /// Throws when nothing arrives within `timeout`.
     public func nextFrame(within timeout: Duration = .seconds(10)) async throws -> Baton_Rpc_V1_Frame? {
         let clock = ContinuousClock()
@@ -129,5 +144,62 @@ private final class Collector: ChannelInboundHandler, Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// A Unix socket that a test listens on to play the server, byte by byte: to see what a client sends and to answer
+/// it with exactly the frames the test wants.
+public final class RawListener: Sendable {
+    private let channel: any Channel
+    private let accepted: AsyncStream<RawConnection>
+    /// The socket's path.
+    public let path: String
+
+    private init(channel: any Channel, accepted: AsyncStream<RawConnection>, path: String) {
+        self.channel = channel
+        self.accepted = accepted
+        self.path = path
+    }
+
+    /// Listens on `path`.
+    public static func listen(at path: String) async throws -> RawListener {
+        let (stream, continuation) = AsyncStream<RawConnection>.makeStream()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let received = NIOLockedValueBox((bytes: ByteBuffer(), closed: false))
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                    continuation.yield(RawConnection.accepted(channel, received: received))
+                }
+            }
+            .bind(unixDomainSocketPath: path)
+            .get()
+        return RawListener(channel: channel, accepted: stream, path: path)
+    }
+
+    /// The next connection a client opens; throws when none comes within `timeout`.
+    public func accept(within timeout: Duration = .seconds(10)) async throws -> RawConnection {
+        let accepted = self.accepted
+        return try await withThrowingTaskGroup(of: RawConnection?.self) { group in
+            group.addTask {
+                var iterator = accepted.makeAsyncIterator()
+                return await iterator.next()
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let connection = try await group.next() ?? nil else {
+                throw TestKitError("no connection to \(self.path) within \(timeout)")
+            }
+            return connection
+        }
+    }
+
+    /// Stops listening and removes the socket file.
+    public func close() async {
+        try? await self.channel.close()
+        unlink(self.path)
     }
 }

@@ -64,15 +64,53 @@ public struct RunningService: Sendable {
 
     /// Kills the process with SIGKILL, as a crash would, and starts it again in the same directory.
     public mutating func killAndRestart() async throws {
-        self.process.signal(SIGKILL)
-        _ = await self.process.waitForExit()
+        _ = try await self.restart(after: SIGKILL)
+    }
+
+    /// Sends `signal`, waits for the process to exit, and starts it again in the same directory, as an operator's
+    /// restart does; returns how the old process exited (its status, or nil when it did not exit in 20 s).
+    public mutating func restart(after signal: Int32) async throws -> Int32? {
+        self.process.signal(signal)
+        let status = await self.process.waitForExit()
         await self.client.close()
         (self.process, self.client) = try await Self.launch(self.name, in: self.directory)
+        return status
     }
 
     public func stop() async {
         await self.client.close()
         self.process.stop()
         self.directory.remove()
+    }
+
+    /// Starts `name` in a fresh temporary directory, runs `body` with it, and stops it and removes the directory
+    /// however `body` ends, thrown errors included.
+    public static func with<Result>(
+        _ name: String,
+        prepare: (TemporaryDirectory) throws -> Void = { _ in },
+        _ body: (inout RunningService) async throws -> Result
+    ) async throws -> Result {
+        let directory = try TemporaryDirectory()
+        do {
+            try prepare(directory)
+        } catch {
+            directory.remove()
+            throw error
+        }
+        var running: RunningService
+        do {
+            running = try await Self.start(name, in: directory)
+        } catch {
+            directory.remove()
+            throw error
+        }
+        do {
+            let result = try await body(&running)
+            await running.stop()
+            return result
+        } catch {
+            await running.stop()
+            throw error
+        }
     }
 }

@@ -46,6 +46,54 @@ struct MetricsCollectorProcessTests {
         }
     }
 
+    @Test("a SIGTERM restart under steady traffic: the old process drains and exits 0, no call fails, none runs twice")
+    func restartUnderSteadyTraffic() async throws {
+        try await RunningService.with("metrics-collector") { running in
+            let client = RPCClient(socketPath: running.socket)
+            let metrics = Baton_Metrics_V1_MetricsCollector.Client(client)
+            let writers = 16
+            let perWriter = 50
+            let sent = Counter()
+            // Each writer records its own handoffs' gate_fired, one call per event, waiting for the server while
+            // it restarts; a call that ran twice would come back as a duplicate.
+            let traffic = Task {
+                try await withThrowingTaskGroup(of: (recorded: Int, duplicates: Int).self) { group in
+                    for writer in 0..<writers {
+                        group.addTask {
+                            var totals = (recorded: 0, duplicates: 0)
+                            for index in 0..<perWriter {
+                                var request = Baton_Metrics_V1_RecordRequest()
+                                request.event = Self.handoff("w\(writer)-\(index)", greeted: 4_000)[0]
+                                let reply = try await metrics.record(
+                                    request,
+                                    options: CallOptions(timeout: .seconds(30), waitForReady: true)
+                                )
+                                totals.recorded += Int(reply.recorded)
+                                totals.duplicates += Int(reply.duplicates)
+                                sent.increment()
+                            }
+                            return totals
+                        }
+                    }
+                    return try await group.reduce(into: (recorded: 0, duplicates: 0)) {
+                        $0.recorded += $1.recorded
+                        $0.duplicates += $1.duplicates
+                    }
+                }
+            }
+            #expect(await eventually { sent.value >= writers * perWriter / 4 }, "traffic is flowing before the restart")
+            let status = try await running.restart(after: SIGTERM)
+            #expect(status == 0, "the old process drained and exited 0")
+            let totals = try await traffic.value
+            #expect(totals.recorded == writers * perWriter && totals.duplicates == 0)
+            var list = Baton_Metrics_V1_ListHandoffsRequest()
+            list.limit = 1000
+            let handoffs = try await metrics.listHandoffs(list, options: CallOptions(timeout: .seconds(10)))
+            #expect(handoffs.handoffs.count == writers * perWriter)
+            await client.close()
+        }
+    }
+
     @Test("events and figures survive kill -9 and a restart; a retried batch is acknowledged, not counted again")
     func killAndRestart() async throws {
         var running = try await Self.start()
