@@ -1,5 +1,5 @@
 /*
- * A minimal Baton client in C, written from WIRE.md alone: connect to a process's Unix socket, make one unary
+ * A minimal Baton client in C, written from docs/PROTOCOL.md alone: connect to a process's Unix socket, make one unary
  * call, read its END frame. It is the proof that the wire protocol needs nothing but a socket and protobuf-c.
  */
 #ifndef BATON_CLIENT_H
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The largest frame body WIRE.md allows: 4 MiB. */
+/* The largest frame body docs/PROTOCOL.md allows: 4 MiB. */
 #define BATON_MAX_FRAME_LENGTH (4u * 1024u * 1024u)
 
 /* The outcome of a unary call: the END frame's status and, when the status is OK, the reply payload. */

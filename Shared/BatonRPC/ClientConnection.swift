@@ -57,7 +57,7 @@ final class ClientCore {
     private var calls: [UInt64: Call] = [:]
     /// Calls not yet written to the connection, oldest first; an id whose call has gone is skipped.
     private var unsent = CircularBuffer<UInt64>()
-    /// Calls written and not yet ended: never more than WIRE.md's open-calls limit, so that a client with more
+    /// Calls written and not yet ended: never more than docs/PROTOCOL.md's open-calls limit, so that a client with more
     /// concurrent calls queues them here instead of getting RESOURCE_EXHAUSTED from the server.
     private var sentCount = 0
     private var connection = Connection.idle

@@ -4,12 +4,12 @@ public import NIOCore
 ///
 /// NIOExtras' `LengthFieldBasedFrameDecoder` accepts lengths up to 2 GiB and would buffer that much before
 /// handing anything on, so an HTTP client's first bytes ("GET " reads as 1,195,725,856) would sit in memory
-/// until the peer gave up. WIRE.md wants the length refused the moment it is read, so this decoder checks it
+/// until the peer gave up. docs/PROTOCOL.md wants the length refused the moment it is read, so this decoder checks it
 /// before waiting for the body.
 public struct FrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = ByteBuffer
 
-    /// A decoder enforcing WIRE.md's limit of `maxFrameLength` bytes per frame.
+    /// A decoder enforcing docs/PROTOCOL.md's limit of `maxFrameLength` bytes per frame.
     public init(maxFrameLength: Int = Wire.maxFrameLength) {
         self.maxFrameLength = maxFrameLength
     }
@@ -46,7 +46,7 @@ public struct FrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// The peer broke WIRE.md: the connection is closed after one log line naming what it did.
+/// The peer broke docs/PROTOCOL.md: the connection is closed after one log line naming what it did.
 public struct ProtocolViolation: Error, Hashable, Sendable, CustomStringConvertible {
     /// What the peer did wrong, for the log line.
     public let description: String

@@ -3,12 +3,12 @@ import SwiftProtobuf
 
 extension Baton_Rpc_V1_Frame {
     /// The frame serialized behind its big-endian length prefix, in one buffer, ready for the socket.
-    /// Throws ``RPCError`` `RESOURCE_EXHAUSTED` when the frame would exceed WIRE.md's 4 MiB limit.
+    /// Throws ``RPCError`` `RESOURCE_EXHAUSTED` when the frame would exceed docs/PROTOCOL.md's 4 MiB limit.
     func framedBuffer(allocator: ByteBufferAllocator) throws -> ByteBuffer {
         Self.framedBuffer(body: try self.checkedBody(), allocator: allocator)
     }
 
-    /// The serialized frame; throws ``RPCError`` `RESOURCE_EXHAUSTED` when it exceeds WIRE.md's 4 MiB limit.
+    /// The serialized frame; throws ``RPCError`` `RESOURCE_EXHAUSTED` when it exceeds docs/PROTOCOL.md's 4 MiB limit.
     func checkedBody() throws -> [UInt8] {
         let body: [UInt8] = try self.serializedBytes()
         guard body.count <= Wire.maxFrameLength else {

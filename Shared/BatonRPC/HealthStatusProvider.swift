@@ -1,7 +1,7 @@
 import NIOConcurrencyHelpers
 import SwiftProtobuf
 
-/// The serving status a process reports on `grpc.health.v1.Health` (WIRE.md, "Health").
+/// The serving status a process reports on `grpc.health.v1.Health` (docs/PROTOCOL.md, "Health").
 ///
 /// The empty service name is the process as a whole. A process sets `SERVING` once it can do its work (store
 /// open, configuration loaded); the server sets every service to `NOT_SERVING` when it starts to drain.

@@ -25,7 +25,7 @@ public struct PeerCredentials: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Which peers a server lets in (WIRE.md, "Transport"): its own uid, root, and members of one optional group.
+/// Which peers a server lets in (docs/PROTOCOL.md, "Transport"): its own uid, root, and members of one optional group.
 public struct PeerPolicy: Hashable, Sendable {
     /// The server's own effective uid.
     public let serverUID: UInt32

@@ -10,7 +10,7 @@ import Glibc
 import Musl
 #endif
 
-/// Serves ``RPCMethods`` on a Unix domain socket, as WIRE.md describes, plus `grpc.health.v1.Health`.
+/// Serves ``RPCMethods`` on a Unix domain socket, as docs/PROTOCOL.md describes, plus `grpc.health.v1.Health`.
 ///
 /// A `Service`: `run()` binds (unless ``bind()`` already did), serves until graceful shutdown, cancellation or
 /// ``shutdown()``, then drains: health turns `NOT_SERVING`, the socket stops accepting, open calls get

@@ -1,4 +1,4 @@
-/// A gRPC canonical status code, as carried in `baton.rpc.v1.Status.code` (WIRE.md, "Framing").
+/// A gRPC canonical status code, as carried in `baton.rpc.v1.Status.code` (docs/PROTOCOL.md, "Frames").
 ///
 /// A struct rather than an enum so that a code this version does not know still round-trips.
 public struct RPCStatusCode: Hashable, Sendable, CustomStringConvertible {

@@ -8,7 +8,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Serves the calls of one connection (WIRE.md, "Calls"): multiplexing, limits, deadlines, CANCEL, errors.
+/// Serves the calls of one connection (docs/PROTOCOL.md, "Calls"): multiplexing, limits, deadlines, CANCEL, errors.
 ///
 /// Everything here runs on the connection's event loop. A unary handler registered for the loop runs in a task that
 /// prefers that loop's executor, so a call costs no thread hop unless its handler makes one; one registered for the

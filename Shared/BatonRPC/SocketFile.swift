@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 
-/// The files WIRE.md's "Transport" section governs: the run directory and each process's socket.
+/// The files docs/PROTOCOL.md's "Transport" section governs: the run directory and each process's socket.
 public enum SocketFile {
     /// The longest path a Unix socket address holds (`sun_path` less its terminating zero).
     public static let maxPathLength = 107

@@ -1,4 +1,4 @@
-/// The limits WIRE.md fixes for every connection, in both directions.
+/// The limits docs/PROTOCOL.md fixes for every connection, in both directions.
 public enum Wire {
     /// The largest frame body a peer may send: 4 MiB. A length prefix of 0 or above this closes the connection.
     public static let maxFrameLength = 4 * 1024 * 1024

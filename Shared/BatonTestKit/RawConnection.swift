@@ -8,7 +8,7 @@ public import SwiftProtobuf
 import Glibc
 #endif
 
-/// A Unix socket connection that sends and receives raw bytes, so a test can speak WIRE.md byte by byte, break
+/// A Unix socket connection that sends and receives raw bytes, so a test can speak docs/PROTOCOL.md byte by byte, break
 /// it on purpose, and see exactly what the server answers.
 public final class RawConnection: Sendable {
     private let channel: any Channel

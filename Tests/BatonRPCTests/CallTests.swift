@@ -8,7 +8,7 @@ import NIOCore
 import SwiftProtobuf
 import Testing
 
-/// WIRE.md, "Calls": unary and streaming replies, multiplexing, deadlines, CANCEL and the status of each error.
+/// docs/PROTOCOL.md, "Calls": unary and streaming replies, multiplexing, deadlines, CANCEL and the status of each error.
 @Suite("Calls")
 struct CallTests {
     let echo = Baton_Testing_V1_Echo.Method.echo

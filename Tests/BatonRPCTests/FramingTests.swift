@@ -6,7 +6,7 @@ import Logging
 import SwiftProtobuf
 import Testing
 
-/// WIRE.md, "Framing": the length prefix, its limits, and what a receiver does with a frame that breaks them.
+/// docs/PROTOCOL.md, "Frames": the length prefix, its limits, and what a receiver does with a frame that breaks them.
 @Suite("Framing")
 struct FramingTests {
     let echo = Baton_Testing_V1_Echo.Method.echo
@@ -18,7 +18,7 @@ struct FramingTests {
         return try RawConnection.request(id, self.echo.path, request)
     }
 
-    @Test("WIRE.md's worked example, byte for byte")
+    @Test("docs/PROTOCOL.md's worked example, byte for byte")
     func workedExample() async throws {
         // Grpc_Health_V1_Health.Method.check.path, 28 bytes
         let method = Array(Grpc_Health_V1_Health.Method.check.path.utf8)
@@ -38,6 +38,8 @@ struct FramingTests {
             #expect(reply.kind == .end)
             #expect(reply.status.code == 0)
             #expect(reply.payload == Data([0x08, 0x01]), "status = SERVING")
+            let answer: [UInt8] = [0x00, 0x00, 0x00, 0x0A, 0x08, 0x01, 0x10, 0x03, 0x32, 0x02, 0x08, 0x01, 0x3A, 0x00]
+            #expect(try RawConnection.framed(reply) == answer, "the reply is the worked example's bytes")
             await connection.close()
         }
     }
@@ -191,7 +193,7 @@ struct FramingTests {
         }
     }
 
-    /// A frame that breaks WIRE.md in the way `name` says.
+    /// A frame that breaks docs/PROTOCOL.md in the way `name` says.
     static func violating(_ name: String) -> Baton_Rpc_V1_Frame {
         var frame = Baton_Rpc_V1_Frame()
         frame.callID = 1

@@ -8,7 +8,7 @@ import Testing
 import Glibc
 #endif
 
-/// WIRE.md, "Transport": socket files, their modes, stale files, live sockets and peer credentials.
+/// docs/PROTOCOL.md, "Transport": socket files, their modes, stale files, live sockets and peer credentials.
 @Suite("Sockets")
 struct SocketTests {
     func mode(of path: String) -> mode_t {

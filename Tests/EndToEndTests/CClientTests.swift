@@ -5,7 +5,7 @@ import Testing
 import Glibc
 #endif
 
-/// The C client in Clients/c, written from WIRE.md with protobuf-c, against a real Swift server: the proof that
+/// The C client in Clients/c, written from docs/PROTOCOL.md with protobuf-c, against a real Swift server: the proof that
 /// an integrator needs nothing of our Swift code.
 @Suite("C client")
 struct CClientTests {

@@ -5,7 +5,7 @@ import Testing
 import Glibc
 #endif
 
-/// WIRE.md's SO_PEERCRED rule, with real users: the C client runs as `nobody` through `setpriv`.
+/// docs/PROTOCOL.md's SO_PEERCRED rule, with real users: the C client runs as `nobody` through `setpriv`.
 @Suite(
     "Peer credentials",
     .enabled(if: geteuid() == 0 && access("/usr/bin/setpriv", X_OK) == 0, "needs root and setpriv")

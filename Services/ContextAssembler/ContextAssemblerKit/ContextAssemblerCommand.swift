@@ -2,7 +2,7 @@ public import ArgumentParser
 import BatonRPC
 import BatonRuntime
 
-/// The `context-assembler` process: it will own calls in progress, their events and briefs (ARCHITECTURE.md, "Processes").
+/// The `context-assembler` process: it will own calls in progress, their events and briefs (docs/ARCHITECTURE.md, "Processes").
 ///
 /// For now it serves only `grpc.health.v1.Health` on `$BATON_RUN_DIR/context-assembler.sock`; its own API comes with
 /// its own issue.

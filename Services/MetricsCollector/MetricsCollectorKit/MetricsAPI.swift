@@ -1,6 +1,7 @@
 import BatonProto
 import BatonRPC
 import BatonRuntime
+import Logging
 
 /// `baton.metrics.v1.MetricsCollector`, answered by a ``MetricsCore`` once it is open.
 struct MetricsAPI: Sendable {
@@ -10,7 +11,7 @@ struct MetricsAPI: Sendable {
         var methods = RPCMethods()
         let prepared = self.prepared
         methods.unary(Baton_Metrics_V1_MetricsCollector.Method.record) {
-            (request: Baton_Metrics_V1_RecordRequest, _) -> Baton_Metrics_V1_RecordReply in
+            (request: Baton_Metrics_V1_RecordRequest, context) -> Baton_Metrics_V1_RecordReply in
             let core = try prepared.get()
             guard request.hasEvent else {
                 throw RPCError.invalidArgument("event is missing; expected the event to record")
@@ -18,10 +19,10 @@ struct MetricsAPI: Sendable {
             if let problem = core.problem(in: request.event, at: "event", now: core.now()) {
                 throw RPCError.invalidArgument(problem)
             }
-            return try await Self.stored { try await core.record([request.event]) }
+            return try await Self.stored(context) { try await core.record([request.event]) }
         }
         methods.unary(Baton_Metrics_V1_MetricsCollector.Method.recordBatch) {
-            (request: Baton_Metrics_V1_RecordBatchRequest, _) -> Baton_Metrics_V1_RecordReply in
+            (request: Baton_Metrics_V1_RecordBatchRequest, context) -> Baton_Metrics_V1_RecordReply in
             let core = try prepared.get()
             let now = core.now()
             for (index, event) in request.events.enumerated() {
@@ -32,9 +33,11 @@ struct MetricsAPI: Sendable {
             guard !request.events.isEmpty else {
                 return Baton_Metrics_V1_RecordReply()
             }
-            return try await Self.stored { try await core.record(request.events) }
+            return try await Self.stored(context) { try await core.record(request.events) }
         }
-        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.summary) {
+        // Summary, ListHandoffs and Export compute over every handoff in memory (Summary takes about 90 ms over a
+        // million events): on the concurrency pool, so that they never delay a Record on the same loop.
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.summary, on: .concurrencyPool) {
             (request: Baton_Metrics_V1_SummaryRequest, _) -> Baton_Metrics_V1_SummaryReply in
             let core = try prepared.get()
             for (index, groupBy) in request.groupBy.enumerated() where MetricsCore.key(groupBy) == nil {
@@ -44,7 +47,7 @@ struct MetricsAPI: Sendable {
             }
             return core.summary(request)
         }
-        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.listHandoffs) {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.listHandoffs, on: .concurrencyPool) {
             (request: Baton_Metrics_V1_ListHandoffsRequest, _) -> Baton_Metrics_V1_ListHandoffsReply in
             let core = try prepared.get()
             if case .UNRECOGNIZED(let value) = request.classification {
@@ -63,7 +66,7 @@ struct MetricsAPI: Sendable {
             }
             return try await core.handoff(request.handoffID)
         }
-        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.export) {
+        methods.unary(Baton_Metrics_V1_MetricsCollector.Method.export, on: .concurrencyPool) {
             (_: Baton_Metrics_V1_ExportRequest, _) -> Baton_Metrics_V1_ExportReply in
             let core = try prepared.get()
             var reply = Baton_Metrics_V1_ExportReply()
@@ -74,14 +77,18 @@ struct MetricsAPI: Sendable {
         return methods
     }
 
-    /// Runs a write; a store that fails is UNAVAILABLE, so that the caller retries (with the same event ids).
+    /// Runs a write. The one place store errors become a status: a store that fails is UNAVAILABLE (nothing was
+    /// stored: the transaction rolled back), so that the caller retries with the same event ids; the store's own
+    /// message is logged, never sent to the client.
     private static func stored(
+        _ context: RPCContext,
         _ write: () async throws -> Baton_Metrics_V1_RecordReply
     ) async throws -> Baton_Metrics_V1_RecordReply {
         do {
             return try await write()
         } catch {
-            throw RPCError(code: .unavailable, message: "the events could not be stored, retry them: \(error)")
+            context.logger.error("storing events failed", metadata: ["baton.error": "\(error)"])
+            throw RPCError.unavailable("the events could not be stored; nothing was stored, retry them")
         }
     }
 }

@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// The frame every Baton connection carries, in both directions (docs/PROTOCOL.md, "Framing").
+/// The frame every Baton connection carries, in both directions (docs/PROTOCOL.md, "Frames").
 /// On the socket each frame is preceded by its length as a big-endian uint32 (1 .. 4,194,304).
 
 #if canImport(FoundationEssentials)

@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// gRPC's standard health checking protocol, unchanged (grpc/grpc-proto, grpc/health/v1/health.proto).
-/// Every Baton process serves it (WIRE.md, "Health").
+/// Every Baton process serves it (docs/PROTOCOL.md, "Health").
 
 public import SwiftProtobuf
 
