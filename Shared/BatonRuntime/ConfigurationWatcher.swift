@@ -2,11 +2,11 @@ public import Logging
 public import ServiceLifecycle
 import UnixSignals
 
-/// Reloads a configuration on SIGHUP and when its files change on disk (checked every `interval`), until
-/// graceful shutdown. `reload` logs its own outcome; the watcher only says why it reloads.
+/// Reloads a configuration on SIGHUP and when its files change on disk (checked every `interval`, unless it is
+/// nil), until graceful shutdown. `reload` logs its own outcome; the watcher only says why it reloads.
 public struct ConfigurationWatcher: Service {
     let what: String
-    let interval: Duration
+    let interval: Duration?
     let changedOnDisk: @Sendable () -> Bool
     let reload: @Sendable () -> Void
     let logger: Logger
@@ -15,7 +15,7 @@ public struct ConfigurationWatcher: Service {
     ///   - what: what is reloaded, for the log ("workflows", "destinations").
     public init(
         _ what: String,
-        interval: Duration = .seconds(1),
+        interval: Duration? = .seconds(1),
         logger: Logger,
         changedOnDisk: @escaping @Sendable () -> Bool,
         reload: @escaping @Sendable () -> Void
@@ -32,16 +32,18 @@ public struct ConfigurationWatcher: Service {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in hangups.cancelOnGracefulShutdown() {
-                    self.logger.info("SIGHUP: reloading \(self.what)")
+                    self.logger.info("SIGHUP: reloading", metadata: ["baton.config": "\(self.what)"])
                     self.reload()
                 }
             }
-            group.addTask {
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: self.interval)
-                    if self.changedOnDisk() {
-                        self.logger.info("\(self.what) changed on disk: reloading")
-                        self.reload()
+            if let interval = self.interval {
+                group.addTask {
+                    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        try? await Task.sleep(for: interval)
+                        if self.changedOnDisk() {
+                            self.logger.info("changed on disk: reloading", metadata: ["baton.config": "\(self.what)"])
+                            self.reload()
+                        }
                     }
                 }
             }

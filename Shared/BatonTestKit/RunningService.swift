@@ -11,27 +11,32 @@ import Glibc
 public struct RunningService: Sendable {
     /// The process name: `router`, `metrics-collector`, ...
     public let name: String
+    /// The command-line arguments it was started with (and is restarted with).
+    public let arguments: [String]
     public let directory: TemporaryDirectory
     public private(set) var process: ServiceProcess
     public private(set) var client: RPCClient
 
     public var socket: String { self.directory.appending("var/run/\(self.name).sock") }
 
-    /// Starts `name` in `directory` and waits until it is SERVING.
+    /// Starts `name` with `arguments` in `directory` and waits until it is SERVING.
     public static func start(
         _ name: String,
+        arguments: [String] = [],
         in directory: TemporaryDirectory
     ) async throws -> RunningService {
-        let (process, client) = try await Self.launch(name, in: directory)
-        return RunningService(name: name, directory: directory, process: process, client: client)
+        let (process, client) = try await Self.launch(name, arguments: arguments, in: directory)
+        return RunningService(name: name, arguments: arguments, directory: directory, process: process, client: client)
     }
 
     private static func launch(
         _ name: String,
+        arguments: [String],
         in directory: TemporaryDirectory
     ) async throws -> (ServiceProcess, RPCClient) {
         let process = try ServiceProcess.start(
             name,
+            arguments: arguments,
             workingDirectory: directory.path,
             logPath: directory.appending("log")
         )
@@ -73,7 +78,7 @@ public struct RunningService: Sendable {
         self.process.signal(signal)
         let status = await self.process.waitForExit()
         await self.client.close()
-        (self.process, self.client) = try await Self.launch(self.name, in: self.directory)
+        (self.process, self.client) = try await Self.launch(self.name, arguments: self.arguments, in: self.directory)
         return status
     }
 
@@ -87,6 +92,7 @@ public struct RunningService: Sendable {
     /// however `body` ends, thrown errors included.
     public static func with<Result>(
         _ name: String,
+        arguments: [String] = [],
         prepare: (TemporaryDirectory) throws -> Void = { _ in },
         _ body: (inout RunningService) async throws -> Result
     ) async throws -> Result {
@@ -99,7 +105,7 @@ public struct RunningService: Sendable {
         }
         var running: RunningService
         do {
-            running = try await Self.start(name, in: directory)
+            running = try await Self.start(name, arguments: arguments, in: directory)
         } catch {
             directory.remove()
             throw error

@@ -79,7 +79,7 @@ func routeRequest(_ handoff: String, urgent: Bool = false) -> Baton_Routing_V1_R
 func routeConcurrently(_ core: RouterCore, handoffs: Int) async throws -> [Baton_Routing_V1_RouteReply] {
     try await withThrowingTaskGroup(of: Baton_Routing_V1_RouteReply.self) { group in
         for index in 0..<handoffs {
-            group.addTask { try await core.route(routeRequest("h-\(index)")) }
+            group.addTask { try await core.route(routeRequest("h-\(index)")).reply }
         }
         return try await group.reduce(into: []) { $0.append($1) }
     }
@@ -108,9 +108,9 @@ struct RouterCoreTests {
         let harness = try Harness()
         defer { harness.directory.remove() }
         let core = try harness.open()
-        let first = try await core.route(routeRequest("h-1"))
+        let first = try await core.route(routeRequest("h-1")).reply
         #expect(first.outcome == .routed && first.destinationID == "in-house" && first.attempt == 1)
-        #expect(try await core.route(routeRequest("h-1")) == first)  // a retry gets the same decision
+        #expect(try await core.route(routeRequest("h-1")).reply == first)  // a retry gets the same decision
         let accepted = try await core.accept(first.reservationID)
         #expect(accepted.state == .accepted)
         #expect(core.list().destinations[0].acceptedReservations == 1)
@@ -129,12 +129,12 @@ struct RouterCoreTests {
         let harness = try Harness()
         defer { harness.directory.remove() }
         let core = try harness.open()
-        let first = try await core.route(routeRequest("h-1"))
-        let second = try await core.decline(first.reservationID, reason: "agent stepped away")
+        let first = try await core.route(routeRequest("h-1")).reply
+        let second = try await core.decline(first.reservationID, reason: "agent stepped away").reply
         #expect(second.outcome == .routed && second.destinationID == "partner" && second.attempt == 2)
         #expect(second.reasons.first { $0.destinationIds.contains("in-house") }?.text == "declined this handoff")
         #expect(core.list().destinations.map(\.heldReservations) == [0, 1])
-        let third = try await core.decline(second.reservationID, reason: "")
+        let third = try await core.decline(second.reservationID, reason: "").reply
         #expect(third.outcome == .noDestination && third.attempt == 3)
         let explained = try await core.explain("h-1")
         #expect(explained.decisions.map(\.attempt) == [1, 2, 3])
@@ -147,14 +147,14 @@ struct RouterCoreTests {
         let harness = try Harness()
         defer { harness.directory.remove() }
         let core = try harness.open()
-        let reply = try await core.route(routeRequest("h-1"))
+        let reply = try await core.route(routeRequest("h-1")).reply
         // Made in the same moment: one accepted, one released, one re-routed by a decline; none of them expires.
-        let accepted = try await core.route(routeRequest("h-2"))
+        let accepted = try await core.route(routeRequest("h-2")).reply
         _ = try await core.accept(accepted.reservationID)
-        _ = try await core.release(try await core.route(routeRequest("h-3")).reservationID, outcome: .connected)
-        let declined = try await core.route(routeRequest("h-4"))
+        _ = try await core.release(try await core.route(routeRequest("h-3")).reply.reservationID, outcome: .connected)
+        let declined = try await core.route(routeRequest("h-4")).reply
         harness.clock.advance(10)
-        let rerouted = try await core.decline(declined.reservationID, reason: "busy")
+        let rerouted = try await core.decline(declined.reservationID, reason: "busy").reply
         harness.clock.advance(19.9)
         #expect(try await core.expire() == 0)
         harness.clock.advance(0.2)
@@ -185,10 +185,10 @@ struct RouterCoreTests {
         let state = try core.updateAvailability(update)
         #expect(state.freeAgents == 0 && !state.availability.stale)
         // The in-house team reports nobody free: the partner takes the handoff.
-        #expect(try await core.route(routeRequest("h-1")).destinationID == "partner")
+        #expect(try await core.route(routeRequest("h-1")).reply.destinationID == "partner")
         harness.clock.advance(61)
         #expect(core.list().destinations[0].availability.stale)
-        #expect(try await core.route(routeRequest("h-2")).destinationID == "in-house")  // own bookkeeping: 3 free
+        #expect(try await core.route(routeRequest("h-2")).reply.destinationID == "in-house")  // own bookkeeping: 3 free
         update.agentsBusy = -1
         let negative = #expect(throws: RPCError.self) { try core.updateAvailability(update) }
         #expect(negative?.message == "agents_busy is -1; expected a count of zero or more")
@@ -202,15 +202,15 @@ struct RouterCoreTests {
         let harness = try Harness()
         defer { harness.directory.remove() }
         var core: RouterCore? = try harness.open()
-        let held = try await core!.route(routeRequest("h-1"))
-        let accepted = try await core!.route(routeRequest("h-2"))
+        let held = try await core!.route(routeRequest("h-1")).reply
+        let accepted = try await core!.route(routeRequest("h-2")).reply
         _ = try await core!.accept(accepted.reservationID)
         core = nil
         let reopened = try harness.open()
         #expect(reopened.list().destinations[0].heldReservations == 1)
         #expect(reopened.list().destinations[0].acceptedReservations == 1)
         #expect(try await reopened.explain("h-1").decisions == [held])
-        #expect(try await reopened.route(routeRequest("h-1")) == held)
+        #expect(try await reopened.route(routeRequest("h-1")).reply == held)
         _ = try await reopened.release(held.reservationID, outcome: .abandoned)
         #expect(reopened.list().destinations[0].heldReservations == 0)
     }
@@ -226,12 +226,12 @@ struct RouterCoreTests {
         // Three in-house agents: the first three handoffs all see a free agent there, so one decision serves them.
         var replies: [Baton_Routing_V1_RouteReply] = []
         for index in 1...3 {
-            replies.append(try await core.route(routeRequest("h-\(index)")))
+            replies.append(try await core.route(routeRequest("h-\(index)")).reply)
         }
         #expect(replies.allSatisfy { $0.destinationID == "in-house" && $0.reasons == replies[0].reasons })
         #expect(try await reasonSets() == 1)
         // The fourth finds the in-house team full: its prediction changed, so the decision is made afresh.
-        let overflow = try await core.route(routeRequest("h-4"))
+        let overflow = try await core.route(routeRequest("h-4")).reply
         #expect(overflow.destinationID == "partner")
         #expect(
             overflow.reasons.first { $0.destinationIds.contains("in-house") }?.text.contains("over the 8 s maximum")
@@ -244,13 +244,13 @@ struct RouterCoreTests {
         }
         // The partner's agent free again: the predictions h-4 saw, so its decision is reused and nothing is stored.
         _ = try await core.release(overflow.reservationID, outcome: .connected)
-        let again = try await core.route(routeRequest("h-5"))
+        let again = try await core.route(routeRequest("h-5")).reply
         #expect(again.reasons == overflow.reasons)
         #expect(try await reasonSets() == 2)
         // Nothing changed but the minute: decided afresh, with the same reasons, stored anew.
         harness.clock.advance(60)
         _ = try await core.release(again.reservationID, outcome: .connected)
-        #expect(try await core.route(routeRequest("h-6")).reasons == overflow.reasons)
+        #expect(try await core.route(routeRequest("h-6")).reply.reasons == overflow.reasons)
         #expect(try await reasonSets() == 3)
     }
 
@@ -288,11 +288,11 @@ struct RouterCoreTests {
         let harness = try Harness(yaml: yaml)
         defer { harness.directory.remove() }
         let core = try harness.open()
-        #expect(try await core.route(routeRequest("h-1")).destinationID == "in-house")
+        #expect(try await core.route(routeRequest("h-1")).reply.destinationID == "in-house")
         harness.clock.advance(59.5)
-        #expect(try await core.route(routeRequest("h-2")).destinationID == "in-house")
+        #expect(try await core.route(routeRequest("h-2")).reply.destinationID == "in-house")
         harness.clock.advance(1)
-        let closed = try await core.route(routeRequest("h-3"))
+        let closed = try await core.route(routeRequest("h-3")).reply
         #expect(closed.destinationID == "partner")
         #expect(closed.reasons.first { $0.destinationIds.contains("in-house") }?.text == "closed now")
     }
@@ -313,7 +313,7 @@ struct RouterCoreTests {
         let harness = try Harness(yaml: yaml)
         defer { harness.directory.remove() }
         let core = try harness.open()
-        let reply = try await core.route(routeRequest("h-1"))
+        let reply = try await core.route(routeRequest("h-1")).reply
         #expect(reply.destinationID == "a")
         // In the order of each reason's first destination in the file.
         #expect(reply.reasons.map(\.destinationIds) == [["a"], ["d", "e"], ["b", "c"]])
@@ -328,7 +328,7 @@ struct RouterCoreTests {
         report.agentsBusy = 2
         report.queueLength = 1
         _ = try core.updateAvailability(report)
-        let second = try await core.route(routeRequest("h-2"))
+        let second = try await core.route(routeRequest("h-2")).reply
         #expect(second.reasons.flatMap(\.destinationIds).sorted() == ["a", "b", "c", "d", "e"])
         #expect(second.reasons.first { $0.destinationIds.contains("b") }?.destinationIds == ["b"])
 
@@ -343,11 +343,11 @@ struct RouterCoreTests {
         let harness = try Harness()
         defer { harness.directory.remove() }
         let core = try harness.open()
-        let decided = try await core.routeEncoded(routeRequest("h-1"))
+        let decided = try await core.route(routeRequest("h-1"))
         #expect(try Baton_Routing_V1_RouteReply(serializedBytes: decided.encoded) == decided.reply)
         var reply = decided.reply
         reply.attempt = 0
-        let appended = RouterCore.appendingAttempt(UInt32(attempt), to: try reply.serializedBytes())
+        let appended = RouterStore.appendingAttempt(UInt32(attempt), to: try reply.serializedBytes())
         reply.attempt = UInt32(attempt)
         #expect(try Baton_Routing_V1_RouteReply(serializedBytes: appended) == reply)
     }
@@ -360,14 +360,14 @@ struct RouterCoreTests {
         let decided: Baton_Routing_V1_RouteReply
         do {
             let core = try harness.open()
-            decided = try await core.route(routeRequest("h-1"))
+            decided = try await core.route(routeRequest("h-1")).reply
         }
         let path = harness.directory.appending("router.sqlite")
         unlink(path)
         unlink(path + "-wal")
         unlink(path + "-shm")
         let queue = try DatabaseQueue(path: path)
-        try RouterCore.migrator.migrate(queue, upTo: "v1")
+        try RouterStore.migrator.migrate(queue, upTo: "v1")
         try await queue.write { db in
             let reply = Data(try decided.serializedBytes() as [UInt8])
             let request = Data(try routeRequest("h-1").serializedBytes() as [UInt8])
@@ -390,13 +390,13 @@ struct RouterCoreTests {
         try queue.close()
         let reopened = try harness.open()
         #expect(reopened.list().destinations[0].heldReservations == 1)
-        #expect(try await reopened.route(routeRequest("h-1")) == decided)
+        #expect(try await reopened.route(routeRequest("h-1")).reply == decided)
         let explained = try await reopened.explain("h-1")
         #expect(explained.decisions == [decided])
         #expect(explained.reservations.map(\.id) == [decided.reservationID])
         // Routed again after its release: the next attempt, stored the new way.
         _ = try await reopened.release(decided.reservationID, outcome: .failed)
-        #expect(try await reopened.route(routeRequest("h-1")).attempt == 2)
+        #expect(try await reopened.route(routeRequest("h-1")).reply.attempt == 2)
         #expect(try await reopened.explain("h-1").reservations.map(\.state) == [.released, .held])
     }
 }

@@ -21,8 +21,8 @@ final class WorkflowLibrary: Sendable {
         /// The workflow id each file last loaded validly.
         var idOfFile: [String: String] = [:]
         var problems: [WorkflowFile.Problem] = []
-        /// Each file's modification time at the last load, to notice changes.
-        var modified: [String: Int] = [:]
+        /// Each file's fingerprint at the last load, to notice changes.
+        var fingerprints: [String: FileFingerprint?] = [:]
     }
 
     let directory: String
@@ -52,9 +52,9 @@ final class WorkflowLibrary: Sendable {
         let files = try self.yamlFiles()
         var parsed: [(file: String, workflow: Workflow)] = []
         var problems: [WorkflowFile.Problem] = []
-        var modified: [String: Int] = [:]
+        var fingerprints: [String: FileFingerprint?] = [:]
         for file in files {
-            modified[file] = Self.modificationTime(file)
+            fingerprints[file] = FileFingerprint(of: file)
             do {
                 parsed.append((file, try WorkflowFile.parse(try TextFile.read(file), file: file)))
             } catch let error as WorkflowFile.Invalid {
@@ -92,7 +92,7 @@ final class WorkflowLibrary: Sendable {
             state.byID = byID
             state.idOfFile = idOfFile
             state.problems = problems
-            state.modified = modified
+            state.fingerprints = fingerprints
         }
         for problem in problems {
             self.logger.warning("workflow refused", metadata: ["baton.problem": "\(problem)"])
@@ -109,21 +109,13 @@ final class WorkflowLibrary: Sendable {
         guard let files = try? self.yamlFiles() else {
             return false
         }
-        let now = Dictionary(uniqueKeysWithValues: files.map { ($0, Self.modificationTime($0)) })
-        return self.state.withLockedValue { $0.modified != now }
+        let now = Dictionary(uniqueKeysWithValues: files.map { ($0, FileFingerprint(of: $0)) })
+        return self.state.withLockedValue { $0.fingerprints != now }
     }
 
     private func yamlFiles() throws(ConfigurationError) -> [String] {
         try Directory.entries(self.directory, what: "the workflows directory").filter {
             $0.hasSuffix(".yaml") || $0.hasSuffix(".yml")
         }.map { self.directory + "/" + $0 }
-    }
-
-    private static func modificationTime(_ path: String) -> Int {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            return 0
-        }
-        return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
     }
 }

@@ -58,7 +58,11 @@ final class Reasons: Sendable {
 
     /// Records that a write inserted these reasons as row `id` in the transaction of `db`: its later writes reuse
     /// the row; it is kept if that transaction commits and forgotten if it rolls back.
+    ///
+    /// The row is cached across the transaction's end by GRDB's hooks, so it must be inside one: a write outside
+    /// a transaction would leave a row id cached that no hook ever confirms or forgets.
     func inserted(_ id: Int64, in db: Database) {
+        precondition(db.isInsideTransaction, "reasons are inserted inside the write's transaction")
         self.stored.withLock { $0 = (id, false) }
         db.afterNextTransaction(
             onCommit: { _ in self.stored.withLock { $0 = (id, true) } },
@@ -75,17 +79,27 @@ final class Reasons: Sendable {
 /// decision depends on: the fixed problems belong to the shape, and whether a destination is open cannot change
 /// within a UTC minute, because opening hours are whole minutes and time-zone offsets (and their changes) fall on
 /// whole minutes. A decision that names a next opening is not kept.
+///
+/// A kept decision is tied to the configuration it was made with: its verdicts, and so the destinations it
+/// re-predicts, are by index into that configuration's destinations (``RoutingConfiguration/decide`` gives one
+/// verdict per destination, in order). The router drops every kept decision when it loads a configuration, and
+/// ``holds(at:destinations:predict:)`` checks the count it is given.
 struct KeptDecision {
     private var minute: Int64
+    /// How many destinations the configuration it was made with has.
+    private let destinations: Int
     /// Each destination that passed the load-independent rules, with its prediction's seconds and staleness.
     private var considered: [(index: Int, seconds: Double, stale: Bool)]
     let decision: Decision
     let reasons: Reasons
 
-    init?(_ decision: Decision, reasons: Reasons, at now: Date) {
+    init?(_ decision: Decision, reasons: Reasons, at now: Date, destinations: [Destination]) {
+        precondition(decision.verdicts.count == destinations.count, "one verdict per destination, by index")
+        assert(zip(decision.verdicts, destinations).allSatisfy { $0.destinationID == $1.id }, "verdicts in order")
         guard decision.nextOpening == nil else {
             return nil
         }
+        self.destinations = destinations.count
         self.minute = Self.minute(now)
         self.considered = decision.verdicts.indices.compactMap { index in
             decision.verdicts[index].prediction.map { (index, $0.seconds, $0.stale) }
@@ -94,8 +108,10 @@ struct KeptDecision {
         self.reasons = reasons
     }
 
-    /// Whether the decision made now would be this one; `predict` gives a destination's prediction now.
-    func holds(at now: Date, predict: (Int) -> Prediction) -> Bool {
+    /// Whether the decision made now would be this one; `predict` gives the prediction now of the destination at
+    /// an index of the configuration's `destinations`, which must be the one the decision was made with.
+    func holds(at now: Date, destinations: Int, predict: (Int) -> Prediction) -> Bool {
+        precondition(destinations == self.destinations, "a kept decision outlived its configuration")
         guard Self.minute(now) == self.minute else {
             return false
         }

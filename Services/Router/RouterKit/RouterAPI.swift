@@ -18,7 +18,7 @@ struct RouterAPI: Sendable {
             guard !request.handoffID.isEmpty else {
                 throw RPCError.invalidArgument("handoff_id is empty; expected the handoff's id")
             }
-            return try await core.routeEncoded(request).encoded
+            return try await core.route(request).encoded
         }
         methods.unary(Baton_Routing_V1_Router.Method.accept) {
             (request: Baton_Routing_V1_AcceptRequest, _) -> Baton_Routing_V1_ReservationReply in
@@ -29,7 +29,7 @@ struct RouterAPI: Sendable {
         }
         methods.unaryEncoded(Baton_Routing_V1_Router.Method.decline) { (request: Baton_Routing_V1_DeclineRequest, _) in
             let core = try prepared.get()
-            return try await core.declineEncoded(request.reservationID, reason: request.reason).encoded
+            return try await core.decline(request.reservationID, reason: request.reason).encoded
         }
         methods.unary(Baton_Routing_V1_Router.Method.release) {
             (request: Baton_Routing_V1_ReleaseRequest, _) -> Baton_Routing_V1_ReservationReply in

@@ -18,8 +18,20 @@ public struct RouterCommand: AsyncParsableCommand {
     @Option(help: "Directory of the configuration (default: $BATON_CONFIG_DIR, else config); reads destinations.yaml.")
     var configDir: String?
 
+    @Option(
+        help:
+            "Seconds between checks of the configuration files for changes; 0 turns the checks off (SIGHUP and Reload still reload)."
+    )
+    var watchInterval: Double = 1
+
     /// The command as the executable's main parses it.
     public init() {}
+
+    public func validate() throws {
+        guard self.watchInterval >= 0 && self.watchInterval <= 3600 else {
+            throw ValidationError("--watch-interval is \(self.watchInterval); expected seconds from 0 (off) to 3600")
+        }
+    }
 
     public func run() async throws {
         let process = try BatonProcess(name: "router", options: self.options)
@@ -31,6 +43,7 @@ public struct RouterCommand: AsyncParsableCommand {
             services: [
                 ConfigurationWatcher(
                     "destinations",
+                    interval: self.watchInterval > 0 ? .milliseconds(Int64(self.watchInterval * 1000)) : nil,
                     logger: process.logger,
                     changedOnDisk: { (try? prepared.get())?.changedOnDisk() ?? false },
                     reload: { _ = try? prepared.get().reload() }
@@ -60,7 +73,10 @@ struct ReservationExpiry: Service {
             do {
                 try await self.prepared.get().expire()
             } catch {
-                self.logger.error("router: expiring reservations failed, will retry: \(error)")
+                self.logger.error(
+                    "router: expiring reservations failed, will retry",
+                    metadata: ["baton.error": "\(error)"]
+                )
             }
         }
     }
