@@ -183,7 +183,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SupervisorTests",
-            dependencies: ["SupervisorKit"],
+            dependencies: ["SupervisorKit", "BatonProto", "BatonRuntime", "BatonTestKit", logging, nioPosix],
             path: "Tests/SupervisorTests",
             swiftSettings: swiftSettings
         ),

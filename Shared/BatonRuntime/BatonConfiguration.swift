@@ -15,6 +15,9 @@ public struct BatonConfiguration: Sendable, Equatable {
     public var runDirectory: String
     /// Where databases live (`--data-dir`, `BATON_DATA_DIR`, default `var/data`).
     public var dataDirectory: String
+    /// Where the configuration files live (`--config-dir`, `BATON_CONFIG_DIR`, default `config`): `workflows/` for
+    /// the gate-evaluator, `destinations.yaml` for the router.
+    public var configDirectory: String
     /// The lowest level logged (`--log-level`, `BATON_LOG_LEVEL`, default `info`).
     public var logLevel: Logger.Level
     /// The group whose members may connect too (`BATON_SOCKET_GROUP`), by name and id.
@@ -32,6 +35,8 @@ public struct BatonConfiguration: Sendable, Equatable {
     public static let defaultRunDirectory = "var/run"
     /// The default data directory, relative to the working directory.
     public static let defaultDataDirectory = "var/data"
+    /// The default configuration directory, relative to the working directory.
+    public static let defaultConfigDirectory = "config"
 
     /// The socket this process listens on.
     public var socketPath: String {
@@ -64,6 +69,13 @@ public struct BatonConfiguration: Sendable, Equatable {
             environment: environment,
             default: Self.defaultDataDirectory
         )
+        let configDirectory = try Self.directory(
+            options.configDir,
+            flag: "--config-dir",
+            variable: "BATON_CONFIG_DIR",
+            environment: environment,
+            default: Self.defaultConfigDirectory
+        )
         let levelText = options.logLevel ?? environment["BATON_LOG_LEVEL"] ?? "info"
         guard let logLevel = Logger.Level(rawValue: levelText.lowercased()) else {
             let setting = options.logLevel != nil ? "--log-level" : "BATON_LOG_LEVEL"
@@ -81,6 +93,7 @@ public struct BatonConfiguration: Sendable, Equatable {
             processName: processName,
             runDirectory: runDirectory,
             dataDirectory: dataDirectory,
+            configDirectory: configDirectory,
             logLevel: logLevel,
             socketGroup: socketGroup
         )

@@ -1,6 +1,6 @@
-import BatonProto
 public import BatonRPC
 public import Logging
+import NIOConcurrencyHelpers
 public import ServiceLifecycle
 import UnixSignals
 
@@ -17,6 +17,8 @@ public struct BatonProcess: Sendable {
     public let configuration: BatonConfiguration
     /// The process's logger, labelled with its name.
     public let logger: Logger
+    /// The running group, for ``shutdown()``.
+    private let group = NIOLockedValueBox<ServiceGroup?>(nil)
 
     /// Resolves the configuration from `options` and the environment, creates the run and data directories, and
     /// bootstraps logging to standard error. The executable owns logging: call this once, from `main`.
@@ -48,14 +50,25 @@ public struct BatonProcess: Sendable {
         self.logger = logger
     }
 
-    /// Serves `methods` (and Health) on the process's socket until SIGTERM or SIGINT, then drains and returns.
+    /// Serves `methods` (and Health) on the process's socket until SIGTERM, SIGINT or ``shutdown()``, then drains
+    /// and returns.
     ///
-    /// `prepare` runs after the socket is claimed and before the process reports `SERVING`: open stores and load
-    /// configuration there. `services` run beside the server, in the order given, and stop after it.
+    /// Everything runs in one `ServiceGroup`, whose signal handlers are in place before the socket is claimed: a
+    /// signal at any moment after that drains the process and removes its socket. In order:
+    /// 1. the socket is claimed (a second instance is refused here, before it touches anything);
+    /// 2. `prepare` runs: open stores and load configuration there. Meanwhile Health says `NOT_SERVING` and every
+    ///    other method answers `UNAVAILABLE`. A signal during it lets it finish, then drains at once; if it
+    ///    throws, the socket is given back and the error returned;
+    /// 3. the process reports `SERVING`.
+    ///
+    /// `services` run beside the server and stop after it has drained (background work its handlers rely on).
+    /// `stoppingFirst` run beside it too and stop before it drains, while it still answers (the supervisor's
+    /// processes, whose status stays answerable while they stop).
     public func run(
         methods: RPCMethods,
         services: [any Service] = [],
-        prepare: @Sendable (HealthStatusProvider) async throws -> Void = { _ in }
+        stoppingFirst: [any Service] = [],
+        prepare: @escaping @Sendable (HealthStatusProvider) async throws -> Void = { _ in }
     ) async throws {
         let server = RPCServer(
             configuration: RPCServer.Configuration(
@@ -65,25 +78,47 @@ public struct BatonProcess: Sendable {
             methods: methods,
             logger: self.logger
         )
-        try await server.bind()
-        do {
-            try await prepare(server.health)
-        } catch {
-            // Give the socket back (the server drains at once and removes its file), then report why.
-            server.shutdown()
-            try? await server.run()
-            throw error
-        }
-        server.health.setStatus(.serving)
-        self.logger.info("serving", metadata: ["baton.pid": "\(getpid())"])
+        let serving = ServingProcess(server: server, prepare: prepare, logger: self.logger)
+        // A service group shuts its services down in the reverse of this order.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: (services + [server]).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                services: (services + [serving] + stoppingFirst).map {
+                    ServiceGroupConfiguration.ServiceConfiguration(service: $0)
+                },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: self.logger
             )
         )
+        self.group.withLockedValue { $0 = group }
         try await group.run()
+    }
+
+    /// Drains and stops the running process, as SIGTERM does (the supervisor's `Shutdown` call).
+    public func shutdown() async {
+        await self.group.withLockedValue { $0 }?.triggerGracefulShutdown()
+    }
+}
+
+/// The RPC server's life inside the group: claim the socket, prepare, serve until graceful shutdown, drain.
+struct ServingProcess: Service {
+    let server: RPCServer
+    let prepare: @Sendable (HealthStatusProvider) async throws -> Void
+    let logger: Logger
+
+    func run() async throws {
+        try await self.server.bind()
+        do {
+            try await self.prepare(self.server.health)
+        } catch {
+            // Give the socket back (the server drains at once and removes its file), then report why.
+            self.server.shutdown()
+            try? await self.server.run()
+            throw error
+        }
+        // A signal during preparation has already asked the group to shut down: then `run` drains at once.
+        self.server.health.setStatus(.serving)
+        self.logger.info("serving", metadata: ["baton.pid": "\(getpid())"])
+        try await self.server.run()
     }
 }
 

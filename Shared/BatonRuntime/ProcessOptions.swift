@@ -11,5 +11,10 @@ public struct ProcessOptions: ParsableArguments, Sendable {
     @Option(help: "trace, debug, info, notice, warning, error or critical (default: $BATON_LOG_LEVEL, else info).")
     public var logLevel: String?
 
+    @Option(
+        help: "Directory of the configuration: workflows/, destinations.yaml (default: $BATON_CONFIG_DIR, else config)."
+    )
+    public var configDir: String?
+
     public init() {}
 }

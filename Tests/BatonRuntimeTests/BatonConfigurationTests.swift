@@ -21,7 +21,31 @@ struct BatonConfigurationTests {
         #expect(configuration.dataDirectory == "var/data")
         #expect(configuration.logLevel == .info)
         #expect(configuration.socketPath == "var/run/router.sock")
+        #expect(configuration.configDirectory == "config")
         #expect(configuration.socketGroup == nil)
+    }
+
+    @Test("the configuration directory comes from --config-dir, else BATON_CONFIG_DIR; an empty one is refused")
+    func configDirectory() throws {
+        let fromEnvironment = try BatonConfiguration.resolve(
+            processName: "router",
+            options: self.options([]),
+            environment: ["BATON_CONFIG_DIR": "/etc/baton"]
+        )
+        #expect(fromEnvironment.configDirectory == "/etc/baton")
+        let fromFlag = try BatonConfiguration.resolve(
+            processName: "router",
+            options: self.options(["--config-dir", "scratch"]),
+            environment: ["BATON_CONFIG_DIR": "/etc/baton"]
+        )
+        #expect(fromFlag.configDirectory == "scratch")
+        #expect(throws: ConfigurationError("BATON_CONFIG_DIR is empty; expected a directory path")) {
+            try BatonConfiguration.resolve(
+                processName: "router",
+                options: self.options([]),
+                environment: ["BATON_CONFIG_DIR": ""]
+            )
+        }
     }
 
     @Test("the environment overrides the defaults, and flags override the environment")

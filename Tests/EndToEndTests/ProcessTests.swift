@@ -52,6 +52,37 @@ struct ProcessTests {
         #expect(!self.exists(socket))
     }
 
+    @Test(
+        "SIGTERM the moment the socket appears (while preparing) and the moment it is SERVING: drained, exit 0, socket gone",
+        arguments: [false, true]
+    )
+    func sigtermWhileStarting(afterServing: Bool) async throws {
+        // The router prepares the longest (it opens its database and restores reservations). Twenty starts make
+        // the signal land on every side of "serving"; each must be a clean drain.
+        for attempt in 0..<20 {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let process = try ServiceProcess.start(
+                "router",
+                environment: Self.configuration,
+                workingDirectory: directory.path,
+                logPath: directory.appending("log")
+            )
+            defer { process.stop() }
+            let socket = directory.appending("var/run/router.sock")
+            if afterServing {
+                try await process.waitUntilServing(socketPath: socket)
+            } else {
+                #expect(await eventually { self.exists(socket) || process.poll() != nil })
+            }
+            process.signal(SIGTERM)
+            let status = await process.waitForExit()
+            #expect(status == 0, "attempt \(attempt): exit \(status.map(String.init) ?? "none"):\n\(process.output)")
+            #expect(!self.exists(socket), "attempt \(attempt): the socket was removed")
+            #expect(process.output.contains("stopped"), "attempt \(attempt): it drained")
+        }
+    }
+
     @Test("SIGINT stops a service cleanly too, and BATON_RUN_DIR moves its socket")
     func sigintAndRunDirFromEnvironment() async throws {
         let directory = try TemporaryDirectory()

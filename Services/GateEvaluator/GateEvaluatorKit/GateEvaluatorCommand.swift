@@ -13,9 +13,6 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ProcessOptions
 
-    @Option(help: "Directory of the configuration (default: $BATON_CONFIG_DIR, else config); workflows in workflows/.")
-    var configDir: String?
-
     @Option(
         help:
             "Seconds between checks of the configuration files for changes; 0 turns the checks off (SIGHUP and Reload still reload)."
@@ -33,8 +30,10 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let process = try BatonProcess(name: "gate-evaluator", options: self.options)
-        let configDirectory = self.configDir ?? ProcessEnvironment.current["BATON_CONFIG_DIR"] ?? "config"
-        let library = WorkflowLibrary(directory: configDirectory + "/workflows", logger: process.logger)
+        let library = WorkflowLibrary(
+            directory: process.configuration.configDirectory + "/workflows",
+            logger: process.logger
+        )
         // Loaded once the socket is ours, so that a second instance is refused before it reads anything.
         let prepared = Prepared<WorkflowLibrary>("the workflows")
         try await process.run(

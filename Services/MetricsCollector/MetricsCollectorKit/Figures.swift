@@ -15,11 +15,11 @@ struct FiguresBuilder {
     private(set) var contextReadySum: Int64 = 0
     private(set) var liveHumanSum: Int64 = 0
     /// Time-to-live-human counts by `Bucket` raw value (0: not greeted).
-    private(set) var buckets = [UInt64](repeating: 0, count: 6)
-    /// Time-to-context-ready counts by the same bounds (index 0: under 4 s, 4: over 20 s).
-    private(set) var contextReadyBuckets = [UInt64](repeating: 0, count: 5)
+    private(set) var buckets = [UInt64](repeating: 0, count: Baton_Metrics_V1_Bucket.tableSize)
+    /// Time-to-context-ready counts by the same bounds (index 0: under 4 s, the last: over 20 s).
+    private(set) var contextReadyBuckets = [UInt64](repeating: 0, count: Baton_Metrics_V1_Bucket.tableSize - 1)
     /// Counts by `FailoverReason` raw value.
-    private(set) var reasons = [UInt64](repeating: 0, count: 7)
+    private(set) var reasons = [UInt64](repeating: 0, count: Baton_Metrics_V1_FailoverReason.tableSize)
 
     /// The longest of each time, exact.
     private(set) var contextReadyMax: Int64 = 0
@@ -119,5 +119,13 @@ struct FiguresBuilder {
         percentiles.p99Ms = UInt32(clamping: values[2])
         percentiles.maxMs = UInt32(clamping: max)
         return percentiles
+    }
+}
+
+extension CaseIterable where Self: RawRepresentable, Self.RawValue == Int {
+    /// The size of a table with one slot per case, indexed by raw value: derived from the generated enum, so that
+    /// a case added to the proto gets its slot.
+    static var tableSize: Int {
+        (Self.allCases.map(\.rawValue).max() ?? 0) + 1
     }
 }

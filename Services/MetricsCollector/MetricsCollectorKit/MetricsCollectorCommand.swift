@@ -17,7 +17,7 @@ public struct MetricsCollectorCommand: AsyncParsableCommand {
     var abandonAfter: Int = 120
 
     @Option(help: "A greeting later than this many seconds after the gate fired makes a failover.")
-    var maxLiveHuman: Double = 8
+    var maxLiveHuman: Double = HandoffTargets.maxLiveHumanSeconds
 
     /// The command as the executable's main parses it.
     public init() {}

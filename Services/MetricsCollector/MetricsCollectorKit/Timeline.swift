@@ -1,4 +1,5 @@
 import BatonProto
+import BatonRuntime
 
 /// Where an event sits in its handoff's order: by when it happened, then by its id, so that two events at the
 /// same millisecond still have one order whatever order they arrived in.
@@ -35,7 +36,8 @@ struct Timeline: Sendable {
     private(set) var attributes: [Attribute?] = Array(repeating: nil, count: Key.allCases.count)
     private(set) var events = 0
 
-    static let kinds = Baton_Metrics_V1_EventKind.transferFailed.rawValue + 1
+    /// One slot per event kind the protos define, so that a kind added there is kept here with no other change.
+    static let kinds = Baton_Metrics_V1_EventKind.tableSize
 
     mutating func merge(_ event: Baton_Metrics_V1_Event) {
         let stamp = Stamp(at: event.atUnixMs, eventID: event.eventID)
@@ -99,7 +101,7 @@ struct Timeline: Sendable {
 /// The thresholds a handoff is judged by.
 struct Judging: Sendable {
     /// A human greeting later than this makes a failover (ms).
-    var maxLiveHumanMs: Int64 = 8_000
+    var maxLiveHumanMs = Int64(HandoffTargets.maxLiveHumanSeconds * 1000)
     /// A handoff with no greeting this long after its start is abandoned (ms).
     var abandonAfterMs: Int64 = 120_000
 }
@@ -116,8 +118,12 @@ struct Assessment: Equatable, Sendable {
     var repeats: Int
     var bucket: Baton_Metrics_V1_Bucket
 
-    /// The upper bounds of the time-to-live-human buckets, ms, each inclusive.
-    static let bucketBounds: [Int64] = [4_000, 6_000, 8_000, 20_000]
+    /// The upper bounds of the time-to-live-human buckets, ms, each inclusive: the target window's ends, the point
+    /// where the caller notices, and the point where they are lost.
+    static let bucketBounds: [Int64] = [
+        HandoffTargets.liveHumanWindowSeconds.lowerBound, HandoffTargets.liveHumanWindowSeconds.upperBound,
+        HandoffTargets.maxLiveHumanSeconds, HandoffTargets.lostAfterSeconds,
+    ].map { Int64($0 * 1000) }
 
     init(_ timeline: Timeline, now: Int64, judging: Judging) {
         let fired = timeline.first(.gateFired)

@@ -1,3 +1,4 @@
+import BatonRuntime
 import Foundation
 
 /// Where a handoff can go: an in-house team or a partner BPO.
@@ -32,7 +33,7 @@ struct Policy: Equatable, Sendable {
     /// Prefer in-house while its prediction is within this.
     var targetLiveHumanSeconds: Double = 5
     /// A destination predicted to take longer than this is not offered.
-    var maxLiveHumanSeconds: Double = 8
+    var maxLiveHumanSeconds: Double = HandoffTargets.maxLiveHumanSeconds
     var prefer: Destination.Kind? = .inHouse
     /// From transfer to "hello" when a free agent takes the call at once.
     var ringAndGreetSeconds: Double = 3

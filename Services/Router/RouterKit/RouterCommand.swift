@@ -15,9 +15,6 @@ public struct RouterCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ProcessOptions
 
-    @Option(help: "Directory of the configuration (default: $BATON_CONFIG_DIR, else config); reads destinations.yaml.")
-    var configDir: String?
-
     @Option(
         help:
             "Seconds between checks of the configuration files for changes; 0 turns the checks off (SIGHUP and Reload still reload)."
@@ -35,7 +32,6 @@ public struct RouterCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let process = try BatonProcess(name: "router", options: self.options)
-        let configDirectory = self.configDir ?? ProcessEnvironment.current["BATON_CONFIG_DIR"] ?? "config"
         // Opened once the socket is ours: a second instance is refused before it touches the database.
         let prepared = Prepared<RouterCore>("the router's database")
         try await process.run(
@@ -53,7 +49,7 @@ public struct RouterCommand: AsyncParsableCommand {
         ) { _ in
             prepared.set(
                 try RouterCore(
-                    file: configDirectory + "/destinations.yaml",
+                    file: process.configuration.configDirectory + "/destinations.yaml",
                     database: process.configuration.dataDirectory + "/router.sqlite",
                     logger: process.logger
                 )
@@ -70,8 +66,11 @@ struct ReservationExpiry: Service {
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .milliseconds(250))
+            guard let core = self.prepared.ready else {
+                continue  // still opening the store
+            }
             do {
-                try await self.prepared.get().expire()
+                try await core.expire()
             } catch {
                 self.logger.error(
                     "router: expiring reservations failed, will retry",

@@ -393,7 +393,9 @@ actor ProcessSupervisor: Service {
                 continue
             }
             if Task.isCancelled {
-                usleep(20_000)  // a cancelled task's sleep returns at once; keep reaping without spinning
+                // A cancelled task's sleep returns at once, and blocking the thread would hold the actor, so that
+                // stopAll could never run: wait on the spawn loop's timer instead, which ignores cancellation.
+                try? await self.spawnLoop.scheduleTask(in: .milliseconds(20)) {}.futureResult.get()
             } else {
                 try? await Task.sleep(for: .milliseconds(20))
             }

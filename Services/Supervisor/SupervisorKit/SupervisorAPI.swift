@@ -1,12 +1,11 @@
 import BatonProto
 import BatonRPC
-import NIOConcurrencyHelpers
-import ServiceLifecycle
 
 /// `baton.supervisor.v1.Supervisor`, answered from the ``ProcessSupervisor``.
 struct SupervisorAPI: Sendable {
     let supervisor: ProcessSupervisor
-    let shutdown: ShutdownRequest
+    /// Drains the supervisor as SIGTERM does: its processes stop, then its socket.
+    let shutdown: @Sendable () async -> Void
 
     var methods: RPCMethods {
         var methods = RPCMethods()
@@ -83,7 +82,7 @@ struct SupervisorAPI: Sendable {
         let shutdown = self.shutdown
         methods.unary(Baton_Supervisor_V1_Supervisor.Method.shutdown) {
             (_: Baton_Supervisor_V1_ShutdownRequest, _) -> Baton_Supervisor_V1_ShutdownReply in
-            shutdown.trigger()
+            await shutdown()
             return Baton_Supervisor_V1_ShutdownReply()
         }
         return methods
@@ -93,31 +92,5 @@ struct SupervisorAPI: Sendable {
         var reply = Baton_Supervisor_V1_ProcessReply()
         reply.processes = processes
         return reply
-    }
-}
-
-/// Turns a `Shutdown` call into the service group's graceful shutdown, as SIGTERM would.
-final class ShutdownRequest: Service, Sendable {
-    private let group = NIOLockedValueBox<ServiceGroup?>(nil)
-    private let requests = AsyncStream<Void>.makeStream()
-
-    func attach(_ group: ServiceGroup) {
-        self.group.withLockedValue { $0 = group }
-    }
-
-    func trigger() {
-        self.requests.continuation.yield()
-    }
-
-    /// Waits for `Shutdown` calls until the graceful shutdown reaches this service. It must not return earlier:
-    /// a service group cancels every service when one returns on its own.
-    func run() async throws {
-        await withGracefulShutdownHandler {
-            for await _ in self.requests.stream {
-                await self.group.withLockedValue { $0 }?.triggerGracefulShutdown()
-            }
-        } onGracefulShutdown: {
-            self.requests.continuation.finish()
-        }
     }
 }

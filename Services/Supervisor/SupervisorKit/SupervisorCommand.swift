@@ -5,8 +5,6 @@ import BatonRuntime
 import CBatonProcess
 import Logging
 import NIOPosix
-import ServiceLifecycle
-import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -48,35 +46,19 @@ public struct SupervisorCommand: AsyncParsableCommand {
         let supervisor = ProcessSupervisor(
             settings: settings,
             logger: process.logger,
-            spawnLoop: MultiThreadedEventLoopGroup.singleton.next()
+            spawnLoop: Self.spawnLoop
         )
-        let shutdown = ShutdownRequest()
-        let server = RPCServer(
-            configuration: RPCServer.Configuration(
-                socketPath: process.configuration.socketPath,
-                socketGroup: process.configuration.socketGroup?.id
-            ),
-            methods: SupervisorAPI(supervisor: supervisor, shutdown: shutdown).methods,
-            logger: process.logger
+        // The processes stop first, then the control socket, so that status stays answerable while they stop.
+        try await process.run(
+            methods: SupervisorAPI(supervisor: supervisor, shutdown: { await process.shutdown() }).methods,
+            stoppingFirst: [supervisor]
         )
-        try await server.bind()
-        server.health.setStatus(.serving)
-        // Shut down in reverse order: the processes first, then the control socket, so that status stays
-        // answerable while they stop.
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: server),
-                    .init(service: supervisor),
-                    .init(service: shutdown),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: process.logger
-            )
-        )
-        shutdown.attach(group)
-        try await group.run()
     }
+
+    /// The thread that spawns the processes and relays their output: one of its own, so that neither a fork nor a
+    /// blocking write of a child's line ever delays the control socket's calls, and one that lives as long as
+    /// the supervisor (PR_SET_PDEATHSIG fires when the spawning thread exits).
+    static let spawnLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()
 
     /// Reads the Procfile and its .env, and builds every process's environment.
     func settings(_ configuration: BatonConfiguration) throws -> ProcessSupervisor.Settings {
