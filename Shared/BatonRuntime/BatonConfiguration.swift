@@ -1,3 +1,4 @@
+public import BatonRPC
 public import Logging
 
 #if canImport(Glibc)
@@ -132,13 +133,18 @@ public struct BatonConfiguration: Sendable, Equatable {
     }
 }
 
-/// A setting's value is not acceptable; the message names the setting, the value and what was expected.
-public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+/// A setting's value is not acceptable; the message names the setting, the value and what was expected. A call
+/// that meets one (a Reload whose directory has gone) ends `FAILED_PRECONDITION`: the operator must fix it.
+public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible, RPCErrorConvertible {
     /// What is wrong, naming the setting.
     public let description: String
 
     /// An error described in one sentence.
     public init(_ description: String) {
         self.description = description
+    }
+
+    public var rpcError: RPCError {
+        RPCError(code: .failedPrecondition, message: self.description)
     }
 }

@@ -1,3 +1,4 @@
+public import BatonRPC
 public import Yams
 
 /// One problem in a configuration file: `file:line:column: what is wrong, and what was expected`.
@@ -19,8 +20,9 @@ public struct ConfigProblem: Error, Equatable, Sendable, CustomStringConvertible
     }
 }
 
-/// A configuration file that was refused, with every problem found in it.
-public struct InvalidConfigFile: Error, Equatable, Sendable, CustomStringConvertible {
+/// A configuration file that was refused, with every problem found in it. A call that hands over such a file
+/// (ValidateWorkflow, say) ends `INVALID_ARGUMENT` with the problems.
+public struct InvalidConfigFile: Error, Equatable, Sendable, CustomStringConvertible, RPCErrorConvertible {
     public var problems: [ConfigProblem]
 
     public init(problems: [ConfigProblem]) {
@@ -29,6 +31,10 @@ public struct InvalidConfigFile: Error, Equatable, Sendable, CustomStringConvert
 
     public var description: String {
         self.problems.map(\.description).joined(separator: "\n")
+    }
+
+    public var rpcError: RPCError {
+        RPCError.invalidArgument(self.description)
     }
 }
 

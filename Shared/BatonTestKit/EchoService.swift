@@ -6,7 +6,9 @@ import NIOConcurrencyHelpers
 /// It records which `Hang` calls (by `tag`) saw their task cancelled, so a test can prove that a deadline or a
 /// CANCEL reached the handler.
 public final class EchoService: Sendable {
-    private let state = NIOLockedValueBox((started: Set<String>(), cancelled: Set<String>()))
+    private let state = NIOLockedValueBox(
+        (started: Set<String>(), cancelled: Set<String>(), delaying: 0, mostDelayingAtOnce: 0)
+    )
 
     /// A service with no calls seen yet.
     public init() {}
@@ -21,6 +23,12 @@ public final class EchoService: Sendable {
         self.state.withLockedValue { $0.cancelled.contains(tag) }
     }
 
+    /// The most `Echo` calls with a delay that were running at the same moment: above 1 only if the server runs
+    /// the calls of a connection concurrently.
+    public var mostDelayingAtOnce: Int {
+        self.state.withLockedValue { $0.mostDelayingAtOnce }
+    }
+
     /// The methods: `Echo`, `Expand` and `Hang`.
     public var methods: RPCMethods {
         var methods = RPCMethods()
@@ -30,6 +38,11 @@ public final class EchoService: Sendable {
                 self.state.withLockedValue { _ = $0.started.insert(request.tag) }
             }
             if request.delayMs > 0 {
+                self.state.withLockedValue {
+                    $0.delaying += 1
+                    $0.mostDelayingAtOnce = max($0.mostDelayingAtOnce, $0.delaying)
+                }
+                defer { self.state.withLockedValue { $0.delaying -= 1 } }
                 try await Task.sleep(for: .milliseconds(request.delayMs))
             }
             var reply = Baton_Testing_V1_EchoReply()

@@ -155,9 +155,9 @@ struct CallTests {
         try await running
     }
 
-    @Test("1,000 concurrent calls on one connection complete, out of order")
+    @Test("1,000 concurrent calls on one connection run at the same time and complete, out of order")
     func thousandConcurrentCalls() async throws {
-        try await withEchoServer { socket, _, _ in
+        try await withEchoServer { socket, echo, _ in
             let client = RPCClient(socketPath: socket)
             let finished = NIOLockedValueBox<[Int]>([])
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -179,6 +179,8 @@ struct CallTests {
             #expect(order.count == 1000)
             #expect(Set(order).count == 1000)
             #expect(order != order.sorted(), "replies should arrive in the order calls finish, not the order sent")
+            // Proof on the server's side: a server that ran one call at a time would never have two asleep at once.
+            #expect(echo.mostDelayingAtOnce > 100, "\(echo.mostDelayingAtOnce) calls were in their handlers at once")
             await client.close()
         }
     }

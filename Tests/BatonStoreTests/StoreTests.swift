@@ -2,9 +2,22 @@ import BatonStore
 import BatonTestKit
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 struct Failure: Error {}
+
+/// Counts the transactions committed on the connection it observes.
+final class CommitCounter: TransactionObserver, Sendable {
+    private let count = Mutex(0)
+
+    var commits: Int { self.count.withLock { $0 } }
+
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { true }
+    func databaseDidChange(with event: DatabaseEvent) {}
+    func databaseDidCommit(_ db: Database) { self.count.withLock { $0 += 1 } }
+    func databaseDidRollback(_ db: Database) {}
+}
 
 @Suite("Group commit")
 struct StoreTests {
@@ -58,6 +71,29 @@ struct StoreTests {
             try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") } == expected
                 .count + 1
         )
+    }
+
+    @Test("writes that arrive together share a commit: 400 concurrent writes take far fewer transactions")
+    func writesShareCommits() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try Store(path: directory.appending("test.sqlite"), migrator: Self.migrator)
+        let counter = CommitCounter()
+        store.pool.add(transactionObserver: counter, extent: .databaseLifetime)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<400 {
+                group.addTask {
+                    try await store.write { db in
+                        try db.execute(sql: "INSERT INTO items (name) VALUES (?)", arguments: ["item-\(index)"])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let rows = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") }
+        #expect(rows == 400)
+        // One fsync'd commit per write would be 400 transactions; a commit takes every write that waited for it.
+        #expect(counter.commits >= 1 && counter.commits <= 100, "\(counter.commits) commits for 400 writes")
     }
 
     @Test(

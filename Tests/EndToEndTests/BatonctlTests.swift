@@ -61,6 +61,9 @@ struct BatonctlTests {
             #expect(started.status == 0)
             #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
             pids += try await running.status().values.map(\.pid)
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }
@@ -95,6 +98,9 @@ struct BatonctlTests {
             let unknown = try await self.run(["logs", "nobody"], in: running)
             #expect(unknown.status == 2)
             #expect(unknown.output.contains("NOT_FOUND"))
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }
@@ -152,6 +158,9 @@ struct BatonctlTests {
             defer { watch.stop() }
             #expect(await eventually { watch.output == "{\"status\":\"SERVING\"}\n" })
             #expect(watch.poll() == nil, "a streaming call prints until interrupted")
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }

@@ -14,16 +14,22 @@ import Glibc
 /// valid version of a workflow whose file has become invalid.
 @Suite("Gate evaluator process")
 struct GateEvaluatorProcessTests {
-    /// A gate-evaluator with its own copy of the example workflows, started with `arguments`.
-    static func start(_ arguments: [String] = []) async throws -> RunningService {
-        let directory = try TemporaryDirectory()
-        mkdir(directory.appending("config"), 0o755)
-        mkdir(directory.appending("config/workflows"), 0o755)
-        for name in ["billing-support", "bereavement", "general"] {
-            let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(name).yaml")
-            try SupervisorTests.write(text, to: directory.appending("config/workflows/\(name).yaml"))
-        }
-        return try await RunningService.start("gate-evaluator", arguments: arguments, in: directory)
+    /// Runs `body` with a gate-evaluator started with `arguments` on its own copy of the example workflows,
+    /// stopped and removed however `body` ends.
+    static func with(_ arguments: [String] = [], _ body: (inout RunningService) async throws -> Void) async throws {
+        try await RunningService.with(
+            "gate-evaluator",
+            arguments: arguments,
+            prepare: { directory in
+                mkdir(directory.appending("config"), 0o755)
+                mkdir(directory.appending("config/workflows"), 0o755)
+                for name in ["billing-support", "bereavement", "general"] {
+                    let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(name).yaml")
+                    try SupervisorTests.write(text, to: directory.appending("config/workflows/\(name).yaml"))
+                }
+            },
+            body
+        )
     }
 
     func evaluate(
@@ -38,8 +44,7 @@ struct GateEvaluatorProcessTests {
 
     @Test("Evaluate hands off at a designed gate, explains why, and reports undesigned escalations")
     func evaluate() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             let payment = try await running.call(
                 Baton_Gates_V1_GateEvaluator.Method.evaluate,
                 self.evaluate("billing-support") { $0.intents = ["make_payment"] }
@@ -95,13 +100,11 @@ struct GateEvaluatorProcessTests {
             }
             #expect(empty?.code == .invalidArgument)
         }
-        await running.stop()
     }
 
     @Test("ValidateWorkflow lists problems and loads nothing; Reload keeps the old version of an invalid file")
     func validateAndReload() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             var validate = Baton_Gates_V1_ValidateWorkflowRequest()
             validate.yaml =
                 "id: x\nversion: 1\npersona: p\nsteps: [a]\ngates:\n  - id: g\n    category: legal\n    when:\n      step: b\n"
@@ -138,13 +141,11 @@ struct GateEvaluatorProcessTests {
             try SupervisorTests.write(original.replacingFirst("version: 1", with: "version: 3"), to: general)
             #expect(await eventually { (try? await running.version(of: "general")) == "3" })
         }
-        await running.stop()
     }
 
     @Test("SIGHUP reloads the workflows, with the checks of the files turned off")
     func sighupReloads() async throws {
-        let running = try await Self.start(["--watch-interval", "0"])
-        do {
+        try await Self.with(["--watch-interval", "0"]) { running in
             let general = running.directory.appending("config/workflows") + "/general.yaml"
             let original = try TextFile.read(general)
             try SupervisorTests.write(original.replacingFirst("version: 1", with: "version: 5"), to: general)
@@ -153,13 +154,11 @@ struct GateEvaluatorProcessTests {
             running.process.signal(SIGHUP)
             #expect(await eventually { (try? await running.version(of: "general")) == "5" })
         }
-        await running.stop()
     }
 
     @Test("batonctl call gate-evaluator Evaluate takes and prints JSON")
     func batonctlCall() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             let result = try await running.batonctl(
                 [
                     "call", "gate-evaluator", "Evaluate",
@@ -170,7 +169,6 @@ struct GateEvaluatorProcessTests {
             #expect(result.output.contains(#""gateId":"asked-for-a-person""#))
             #expect(result.output.contains(#""category":"caller_request""#))
         }
-        await running.stop()
     }
 
     @Test("without a workflows directory the gate-evaluator refuses to start, naming it")

@@ -14,11 +14,9 @@ import Glibc
 /// a kill -9, and batonctl report and metrics.
 @Suite("Metrics collector process")
 struct MetricsCollectorProcessTests {
-    static func start() async throws -> RunningService {
-        try await RunningService.start(
-            "metrics-collector",
-            in: TemporaryDirectory()
-        )
+    /// Runs `body` with a metrics collector, stopped and removed however `body` ends.
+    static func with(_ body: (inout RunningService) async throws -> Void) async throws {
+        try await RunningService.with("metrics-collector", body)
     }
 
     /// A handoff's events, the gate fired `ago` ms before now and the human greeting `greeted` ms after it.
@@ -96,39 +94,38 @@ struct MetricsCollectorProcessTests {
 
     @Test("events and figures survive kill -9 and a restart; a retried batch is acknowledged, not counted again")
     func killAndRestart() async throws {
-        var running = try await Self.start()
-        do {
-            var batch = Baton_Metrics_V1_RecordBatchRequest()
-            batch.events = Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
-            let recorded = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
-            #expect(recorded.recorded == 8 && recorded.duplicates == 0)
-            var summary = Baton_Metrics_V1_SummaryRequest()
-            summary.groupBy = [.destination]
-            let before = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
-            #expect(before.overall.handoffs == 1 && before.overall.failovers == 1)
+        try await Self.with { running in
+            do {
+                var batch = Baton_Metrics_V1_RecordBatchRequest()
+                batch.events = Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
+                let recorded = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
+                #expect(recorded.recorded == 8 && recorded.duplicates == 0)
+                var summary = Baton_Metrics_V1_SummaryRequest()
+                summary.groupBy = [.destination]
+                let before = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
+                #expect(before.overall.handoffs == 1 && before.overall.failovers == 1)
 
-            try await running.killAndRestart()
+                try await running.killAndRestart()
 
-            let after = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
-            #expect(after.overall == before.overall && after.groups == before.groups)
-            let again = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
-            #expect(again.recorded == 0 && again.duplicates == 8)
-            var get = Baton_Metrics_V1_GetHandoffRequest()
-            get.handoffID = "p-2"
-            let handoff = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.getHandoff, get)
-            #expect(handoff.classification == .failover && handoff.timeToLiveHumanMs == 11_000)
-            #expect(handoff.reasons.map(\.text) == ["greeted after 11 s (over 8 s)"])
-            #expect(handoff.timeline.map(\.kind) == [.gateFired, .briefDisplayed, .humanConnected, .humanGreeted])
-        } catch {
-            Issue.record("\(error)\n\(running.process.output)")
+                let after = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.summary, summary)
+                #expect(after.overall == before.overall && after.groups == before.groups)
+                let again = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, batch)
+                #expect(again.recorded == 0 && again.duplicates == 8)
+                var get = Baton_Metrics_V1_GetHandoffRequest()
+                get.handoffID = "p-2"
+                let handoff = try await running.call(Baton_Metrics_V1_MetricsCollector.Method.getHandoff, get)
+                #expect(handoff.classification == .failover && handoff.timeToLiveHumanMs == 11_000)
+                #expect(handoff.reasons.map(\.text) == ["greeted after 11 s (over 8 s)"])
+                #expect(handoff.timeline.map(\.kind) == [.gateFired, .briefDisplayed, .humanConnected, .humanGreeted])
+            } catch {
+                Issue.record("\(error)\n\(running.process.output)")
+            }
         }
-        await running.stop()
     }
 
     @Test("an invalid event is INVALID_ARGUMENT naming it, and nothing of its batch is stored")
     func badInput() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             var batch = Baton_Metrics_V1_RecordBatchRequest()
             batch.events = Self.handoff("h-1", greeted: 4_000)
             batch.events[2].kind = .unspecified
@@ -158,13 +155,11 @@ struct MetricsCollectorProcessTests {
             }
             #expect(group?.code == .invalidArgument && group?.message.hasPrefix("group_by[0] is 0") == true)
         }
-        await running.stop()
     }
 
     @Test("batonctl report draws the summary and the histogram; batonctl metrics prints the Prometheus text")
     func batonctl() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             var batch = Baton_Metrics_V1_RecordBatchRequest()
             batch.events =
                 Self.handoff("h-1", greeted: 4_800) + Self.handoff("p-2", greeted: 11_000)
@@ -192,6 +187,5 @@ struct MetricsCollectorProcessTests {
             #expect(metrics.output.contains("baton_handoff_time_to_live_human_seconds_bucket{le=\"+Inf\"} 3\n"))
             #expect(metrics.output.contains("baton_handoffs_total{classification=\"failover\"} 1\n"))
         }
-        await running.stop()
     }
 }

@@ -36,45 +36,49 @@ struct RouterProcessTests {
             context: live
         """
 
-    static func start() async throws -> RunningService {
-        let directory = try TemporaryDirectory()
-        mkdir(directory.appending("config"), 0o755)
-        try SupervisorTests.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
-        return try await RunningService.start("router", in: directory)
+    /// Runs `body` with a router on ``destinations``, stopped and removed however `body` ends.
+    static func with(_ body: (inout RunningService) async throws -> Void) async throws {
+        try await RunningService.with(
+            "router",
+            prepare: { directory in
+                mkdir(directory.appending("config"), 0o755)
+                try SupervisorTests.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
+            },
+            body
+        )
     }
 
     @Test("decisions and open reservations survive kill -9 and a restart")
     func killAndRestart() async throws {
-        var running = try await Self.start()
-        do {
-            let first = try await running.route("h-1")
-            let second = try await running.route("h-2")
-            #expect(first.outcome == .routed && first.destinationID == "billing-in-house")
-            var accept = Baton_Routing_V1_AcceptRequest()
-            accept.reservationID = second.reservationID
-            _ = try await running.call(Baton_Routing_V1_Router.Method.accept, accept)
+        try await Self.with { running in
+            do {
+                let first = try await running.route("h-1")
+                let second = try await running.route("h-2")
+                #expect(first.outcome == .routed && first.destinationID == "billing-in-house")
+                var accept = Baton_Routing_V1_AcceptRequest()
+                accept.reservationID = second.reservationID
+                _ = try await running.call(Baton_Routing_V1_Router.Method.accept, accept)
 
-            try await running.killAndRestart()
+                try await running.killAndRestart()
 
-            var explain = Baton_Routing_V1_ExplainRequest()
-            explain.handoffID = "h-1"
-            let explained = try await running.call(Baton_Routing_V1_Router.Method.explain, explain)
-            #expect(explained.decisions == [first])
-            #expect(explained.reservations.map(\.state) == [.held])
-            let inHouse = try #require(try await running.list().destinations.first)
-            #expect(inHouse.heldReservations == 1 && inHouse.acceptedReservations == 1)
-            // Both in-house agents are still taken: the next handoff overflows.
-            #expect(try await running.route("h-3").destinationID == "partner-bpo")
-        } catch {
-            Issue.record("\(error)\n\(running.process.output)")
+                var explain = Baton_Routing_V1_ExplainRequest()
+                explain.handoffID = "h-1"
+                let explained = try await running.call(Baton_Routing_V1_Router.Method.explain, explain)
+                #expect(explained.decisions == [first])
+                #expect(explained.reservations.map(\.state) == [.held])
+                let inHouse = try #require(try await running.list().destinations.first)
+                #expect(inHouse.heldReservations == 1 && inHouse.acceptedReservations == 1)
+                // Both in-house agents are still taken: the next handoff overflows.
+                #expect(try await running.route("h-3").destinationID == "partner-bpo")
+            } catch {
+                Issue.record("\(error)\n\(running.process.output)")
+            }
         }
-        await running.stop()
     }
 
     @Test("bad input: INVALID_ARGUMENT or NOT_FOUND naming the field")
     func badInput() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             var route = Baton_Routing_V1_RouteRequest()
             route.handoffID = "h-1"
             let empty = await #expect(throws: RPCError.self) {
@@ -100,13 +104,11 @@ struct RouterProcessTests {
             }
             #expect(none?.code == .notFound)
         }
-        await running.stop()
     }
 
     @Test("an invalid destinations.yaml is refused on reload; the previous configuration keeps serving")
     func reload() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             let file = running.directory.appending("config/destinations.yaml")
             try SupervisorTests.write(Self.destinations.replacingFirst("agents: 2", with: "agents: lots"), to: file)
             let refused = try await running.call(
@@ -122,13 +124,11 @@ struct RouterProcessTests {
                 try await eventually(within: .seconds(10)) { try await running.list().destinations.first?.agents == 7 }
             )
         }
-        await running.stop()
     }
 
     @Test("batonctl call router Route takes and prints JSON")
     func batonctlCall() async throws {
-        let running = try await Self.start()
-        do {
+        try await Self.with { running in
             let result = try await running.batonctl(
                 [
                     "call", "router", "Route",
@@ -139,7 +139,6 @@ struct RouterProcessTests {
             #expect(result.output.contains(#""destinationId":"billing-in-house""#))
             #expect(result.output.contains(#""transferAddress":"sip:billing@pbx.example""#))
         }
-        await running.stop()
     }
 }
 

@@ -134,6 +134,9 @@ struct SupervisorTests {
             // An operator's start clears FATAL.
             let started = try await running.call(Baton_Supervisor_V1_Supervisor.Method.start, "crasher")
             #expect(started.first?.state == .starting || started.first?.state == .backoff)
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }
@@ -174,6 +177,9 @@ struct SupervisorTests {
                 try await running.call(Baton_Supervisor_V1_Supervisor.Method.restart, "nobody")
             }
             #expect(error?.code == .notFound)
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }
@@ -210,6 +216,9 @@ struct SupervisorTests {
                 try await group.waitForAll()
             }
             #expect(seen == [.stopping, .stopped, .starting, .ready])
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }
@@ -269,6 +278,9 @@ struct SupervisorTests {
             #expect(stopped.first?.lastExit == "signal 9 (SIGKILL)")
             #expect(took >= .seconds(1) && took < .seconds(10), "took \(took)")
             #expect(running.process.output.contains("still running after the grace period; sending SIGKILL"))
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }
@@ -285,6 +297,9 @@ struct SupervisorTests {
             pids = try await running.status().values.map(\.pid)
             let expected = "show | greeting=hello there name=show run=\(running.directory.path)/var/run"
             #expect(await eventually { running.process.output.contains(expected) }, "\(running.process.output)")
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
         }
         await running.cleanUp(pids: pids)
     }

@@ -97,7 +97,7 @@ struct WorkflowFileTests {
         ]
     )
     func validation(text: String, message: String) {
-        let error = #expect(throws: WorkflowFile.Invalid.self) { try WorkflowFile.parse(text, file: "w.yaml") }
+        let error = #expect(throws: InvalidConfigFile.self) { try WorkflowFile.parse(text, file: "w.yaml") }
         #expect(error?.problems.first?.description == message, "all: \(error?.description ?? "")")
     }
 
@@ -105,7 +105,7 @@ struct WorkflowFileTests {
     func allProblems() {
         let text = Self.valid.replacingFirst("persona: p", with: "persona: p\ncolour: blue")
             .replacingFirst("intent: [pay]", with: "step: nowhere")
-        let error = #expect(throws: WorkflowFile.Invalid.self) { try WorkflowFile.parse(text, file: "w.yaml") }
+        let error = #expect(throws: InvalidConfigFile.self) { try WorkflowFile.parse(text, file: "w.yaml") }
         #expect(error?.problems.count == 2)
     }
 }

@@ -198,7 +198,7 @@ struct DecisionTests {
             policy: Policy(),
             now: self.now
         )
-        #expect(fresh.fromReport && !fresh.stale)
+        #expect(!fresh.stale)
         #expect(fresh.seconds == 3 + 2 * 40 / 4)  // one queued ahead, then this caller
         let old = Availability(agentsReady: 0, agentsBusy: 4, queueLength: 1, at: self.now.addingTimeInterval(-61))
         let stale = Prediction(
@@ -207,7 +207,7 @@ struct DecisionTests {
             policy: Policy(),
             now: self.now
         )
-        #expect(stale.stale && !stale.fromReport)
+        #expect(stale.stale)
         #expect(stale.seconds == 3)  // 4 agents, no reservations of its own
     }
 }

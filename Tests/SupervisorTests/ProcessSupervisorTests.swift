@@ -16,34 +16,41 @@ import Glibc
 @Suite("Process supervisor")
 struct ProcessSupervisorTests {
     @Test("a cancelled supervisor still stops its processes and returns: reaping never holds the actor")
-    func cancelledSupervisorStopsItsProcesses() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        var logger = Logger(label: "supervisor-test")
-        logger.logLevel = .critical
-        let supervisor = ProcessSupervisor(
-            settings: ProcessSupervisor.Settings(
-                procfile: try Procfile.parse("sleeper: exec sleep 300\n"),
-                environment: ProcessEnvironment.current,
-                workingDirectory: directory.path,
-                runDirectory: directory.path,
-                grace: .seconds(2)
-            ),
-            logger: logger,
-            spawnLoop: MultiThreadedEventLoopGroup.singleton.next()
-        )
-        let returned = Atomic<Bool>(false)
-        let task = Task {
-            try? await supervisor.run()
-            returned.store(true, ordering: .releasing)
+    func cancelledSupervisorStopsItsProcesses() async {
+        // In a process of its own: the supervisor reaps every child of its process (waitpid(-1)), which would take
+        // the exits of other tests' processes from them.
+        await #expect(processExitsWith: .success) {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            var logger = Logger(label: "supervisor-test")
+            logger.logLevel = .critical
+            let supervisor = ProcessSupervisor(
+                settings: ProcessSupervisor.Settings(
+                    procfile: try Procfile.parse("sleeper: exec sleep 300\n"),
+                    environment: ProcessEnvironment.current,
+                    workingDirectory: directory.path,
+                    runDirectory: directory.path,
+                    grace: .seconds(2)
+                ),
+                logger: logger,
+                spawnLoop: MultiThreadedEventLoopGroup.singleton.next()
+            )
+            let returned = Atomic<Bool>(false)
+            let task = Task {
+                try? await supervisor.run()
+                returned.store(true, ordering: .releasing)
+            }
+            guard await eventually(within: .seconds(20), { await supervisor.status().first?.pid ?? 0 > 0 }) else {
+                exit(2)
+            }
+            let pid = await supervisor.status().first?.pid ?? 0
+            // Cancelled, not shut down gracefully: as when another service of its group fails. Reaping then goes on
+            // while the supervisor stops its processes; if it held the actor, stopAll could never run.
+            task.cancel()
+            let stopped = await eventually(within: .seconds(20)) { returned.load(ordering: .acquiring) }
+            let gone = kill(pid, 0) != 0
+            kill(pid, SIGKILL)
+            exit(stopped && gone ? 0 : 1)
         }
-        #expect(await eventually { await supervisor.status().first?.pid ?? 0 > 0 })
-        let pid = await supervisor.status().first?.pid ?? 0
-        defer { kill(pid, SIGKILL) }
-        // Cancelled, not shut down gracefully: as when another service of its group fails. Reaping then goes on
-        // while the supervisor stops its processes; if it held the actor, stopAll could never run.
-        task.cancel()
-        #expect(await eventually(within: .seconds(20)) { returned.load(ordering: .acquiring) })
-        #expect(kill(pid, 0) != 0, "the process was stopped")
     }
 }

@@ -59,12 +59,7 @@ extension Workflow {
 
 extension Condition {
     /// Why the condition holds, in words ("intent make_payment is in [make_payment, update_card]"), or nil when it
-    /// does not.
-    func holds(in context: CallContext) -> String? {
-        self.holds(in: context, turns: Speech(context.callerTurns), explain: true)
-    }
-
-    /// ``holds(in:)`` with the caller's turns already reduced to their words. Without `explain` a holding condition
+    /// does not; `turns` are the caller's turns reduced to their words. Without `explain` a holding condition
     /// answers "": deciding needs no words, and words cost allocations.
     func holds(in context: CallContext, turns: Speech, explain: Bool) -> String? {
         switch self {

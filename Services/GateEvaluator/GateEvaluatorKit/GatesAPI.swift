@@ -57,7 +57,7 @@ struct GatesAPI: Sendable {
                 let file = request.fileName.isEmpty ? "workflow.yaml" : request.fileName
                 reply.workflowID = try WorkflowFile.parse(request.yaml, file: file).id
                 reply.valid = true
-            } catch let error as WorkflowFile.Invalid {
+            } catch let error as InvalidConfigFile {
                 reply.problems = error.problems.map(Self.problem)
             }
             return reply
@@ -66,11 +66,7 @@ struct GatesAPI: Sendable {
             (_: Baton_Gates_V1_ReloadRequest, _) -> Baton_Gates_V1_ReloadReply in
             let library = try prepared.get()
             var reply = Baton_Gates_V1_ReloadReply()
-            do {
-                reply.problems = try library.reload().map(Self.problem)
-            } catch let error as ConfigurationError {
-                throw RPCError(code: .failedPrecondition, message: error.description)
-            }
+            reply.problems = try library.reload().map(Self.problem)  // a ConfigurationError is FAILED_PRECONDITION
             reply.workflows = library.all.map(Self.summary)
             return reply
         }
@@ -150,7 +146,7 @@ struct GatesAPI: Sendable {
         return summary
     }
 
-    static func problem(_ problem: WorkflowFile.Problem) -> Baton_Gates_V1_Problem {
+    static func problem(_ problem: ConfigProblem) -> Baton_Gates_V1_Problem {
         var result = Baton_Gates_V1_Problem()
         result.file = problem.file
         result.line = UInt32(problem.line)

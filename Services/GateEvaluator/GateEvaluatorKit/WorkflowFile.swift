@@ -4,21 +4,18 @@ import Yams
 /// Reads a workflow from YAML and validates it, collecting every error a workflow author can act on, each with
 /// its file, line and column and what was expected.
 package struct WorkflowFile {
-    typealias Problem = ConfigProblem
-    package typealias Invalid = InvalidConfigFile
-
     private var yaml: YAMLReader
 
     private init(file: String) {
         self.yaml = YAMLReader(file: file)
     }
 
-    /// The workflow in `text`; throws ``Invalid`` listing every problem found.
-    package static func parse(_ text: String, file: String) throws(Invalid) -> Workflow {
+    /// The workflow in `text`; throws ``InvalidConfigFile`` listing every problem found.
+    package static func parse(_ text: String, file: String) throws(InvalidConfigFile) -> Workflow {
         var reader = WorkflowFile(file: file)
         let workflow = reader.read(text)
         guard reader.yaml.problems.isEmpty, let workflow else {
-            throw Invalid(problems: reader.yaml.problems)
+            throw InvalidConfigFile(problems: reader.yaml.problems)
         }
         return workflow
     }

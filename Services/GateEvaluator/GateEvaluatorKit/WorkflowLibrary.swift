@@ -20,7 +20,7 @@ final class WorkflowLibrary: Sendable {
         var byID: [String: Loaded] = [:]
         /// The workflow id each file last loaded validly.
         var idOfFile: [String: String] = [:]
-        var problems: [WorkflowFile.Problem] = []
+        var problems: [ConfigProblem] = []
         /// Each file's fingerprint at the last load, to notice changes.
         var fingerprints: [String: FileFingerprint?] = [:]
     }
@@ -42,25 +42,25 @@ final class WorkflowLibrary: Sendable {
         self.state.withLockedValue { $0.byID.values.sorted { $0.workflow.id < $1.workflow.id } }
     }
 
-    var problems: [WorkflowFile.Problem] {
+    var problems: [ConfigProblem] {
         self.state.withLockedValue { $0.problems }
     }
 
     /// Reads every `*.yaml` in the directory. Throws when the directory cannot be read at all.
     @discardableResult
-    func reload() throws(ConfigurationError) -> [WorkflowFile.Problem] {
+    func reload() throws(ConfigurationError) -> [ConfigProblem] {
         let files = try self.yamlFiles()
         var parsed: [(file: String, workflow: Workflow)] = []
-        var problems: [WorkflowFile.Problem] = []
+        var problems: [ConfigProblem] = []
         var fingerprints: [String: FileFingerprint?] = [:]
         for file in files {
             fingerprints[file] = FileFingerprint(of: file)
             do {
                 parsed.append((file, try WorkflowFile.parse(try TextFile.read(file), file: file)))
-            } catch let error as WorkflowFile.Invalid {
+            } catch let error as InvalidConfigFile {
                 problems += error.problems
             } catch {
-                problems.append(WorkflowFile.Problem(file: file, line: 1, column: 1, message: "\(error)"))
+                problems.append(ConfigProblem(file: file, line: 1, column: 1, message: "\(error)"))
             }
         }
         self.state.withLockedValue { state in
@@ -77,7 +77,7 @@ final class WorkflowLibrary: Sendable {
             for (file, workflow) in parsed {
                 if let other = byID[workflow.id], other.source != file {
                     problems.append(
-                        WorkflowFile.Problem(
+                        ConfigProblem(
                             file: file,
                             line: 1,
                             column: 1,

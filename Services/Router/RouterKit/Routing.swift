@@ -47,8 +47,7 @@ package struct LiveState: Equatable, Sendable {
 struct Prediction: Equatable, Sendable {
     var seconds: Double
     var freeAgents: Int
-    /// The reported availability was used (false: none, or stale, so the router's own bookkeeping counted).
-    var fromReport: Bool
+    /// The reported availability is too old to count: the router's own bookkeeping counted instead.
     var stale: Bool
 
     init(destination: borrowing Destination, live: LiveState, policy: Policy, now: Date) {
@@ -75,11 +74,9 @@ struct Prediction: Equatable, Sendable {
             let acceptedSince = live.accepted.count { $0 > report.at }
             self.freeAgents = report.agentsReady - live.held - acceptedSince - report.queueLength
             staffed = report.agentsReady + report.agentsBusy
-            self.fromReport = true
         } else {
             self.freeAgents = agents - live.held - live.accepted.count
             staffed = agents
-            self.fromReport = false
         }
         let ahead = max(0, -self.freeAgents)
         if self.freeAgents >= 1 {
