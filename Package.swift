@@ -165,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GateEvaluatorTests",
-            dependencies: ["GateEvaluatorKit", "BatonRuntime", "BatonTestKit"],
+            dependencies: ["GateEvaluatorKit", "BatonRuntime", "BatonTestKit", logging, protobuf],
             path: "Tests/GateEvaluatorTests",
             swiftSettings: swiftSettings
         ),
@@ -177,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MetricsCollectorTests",
-            dependencies: ["MetricsCollectorKit", "BatonRuntime", "BatonStore", "BatonTestKit"],
+            dependencies: ["MetricsCollectorKit", "BatonRuntime", "BatonStore", "BatonTestKit", logging, protobuf],
             path: "Tests/MetricsCollectorTests",
             swiftSettings: swiftSettings
         ),

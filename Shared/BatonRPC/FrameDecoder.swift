@@ -12,12 +12,21 @@ public struct FrameDecoder: ByteToMessageDecoder {
     /// A decoder enforcing docs/PROTOCOL.md's limit of `maxFrameLength` bytes per frame.
     public init(maxFrameLength: Int = Wire.maxFrameLength) {
         self.maxFrameLength = maxFrameLength
+        self.watch = nil
+    }
+
+    /// A decoder that tells `watch` how much of an unfinished frame it holds, after every read.
+    init(maxFrameLength: Int = Wire.maxFrameLength, watch: PartialFrameWatch) {
+        self.maxFrameLength = maxFrameLength
+        self.watch = watch
     }
 
     private let maxFrameLength: Int
+    private let watch: PartialFrameWatch?
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else {
+            self.watch?.holding(buffer.readableBytes)
             return .needMoreData
         }
         guard length > 0 else {
@@ -28,6 +37,7 @@ public struct FrameDecoder: ByteToMessageDecoder {
             throw ProtocolViolation("frame of \(length) bytes exceeds the 4 MiB limit\(hint)")
         }
         guard buffer.readableBytes >= Wire.lengthPrefixSize + Int(length) else {
+            self.watch?.holding(buffer.readableBytes)
             return .needMoreData
         }
         buffer.moveReaderIndex(forwardBy: Wire.lengthPrefixSize)

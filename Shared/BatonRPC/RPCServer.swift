@@ -24,12 +24,26 @@ public final class RPCServer: Service, Sendable {
         public var socketGroup: UInt32?
         /// How long open calls may run on after shutdown begins before they are cancelled.
         public var shutdownGracePeriod: Duration
+        /// How long a connection's unfinished frame may go without a byte before the connection is closed.
+        public var stalledFrameTimeout: Duration
+        /// The most bytes the unfinished frames of all connections may hold together; past it, the connections
+        /// holding the most are closed.
+        public var partialFrameLimit: Int
 
-        /// A configuration for a socket at `socketPath`, private to this user, with a 5 s grace period.
-        public init(socketPath: String, socketGroup: UInt32? = nil, shutdownGracePeriod: Duration = .seconds(5)) {
+        /// A configuration for a socket at `socketPath`, private to this user, with a 5 s grace period, 10 s for a
+        /// stalled frame and 64 MiB for all partial frames.
+        public init(
+            socketPath: String,
+            socketGroup: UInt32? = nil,
+            shutdownGracePeriod: Duration = .seconds(5),
+            stalledFrameTimeout: Duration = .seconds(10),
+            partialFrameLimit: Int = 64 << 20
+        ) {
             self.socketPath = socketPath
             self.socketGroup = socketGroup
             self.shutdownGracePeriod = shutdownGracePeriod
+            self.stalledFrameTimeout = stalledFrameTimeout
+            self.partialFrameLimit = partialFrameLimit
         }
     }
 
@@ -50,6 +64,7 @@ public final class RPCServer: Service, Sendable {
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
     private let stopRequested: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    private let partialFrames: PartialFrames
 
     /// A server for `methods` (Health is added to them) on `eventLoopGroup`.
     public init(
@@ -67,6 +82,11 @@ public final class RPCServer: Service, Sendable {
         self.group = eventLoopGroup
         self.logger = logger
         self.stopRequested = AsyncStream.makeStream()
+        self.partialFrames = PartialFrames(
+            timeout: TimeAmount(configuration.stalledFrameTimeout),
+            limit: configuration.partialFrameLimit,
+            logger: logger
+        )
     }
 
     /// Claims the socket path and starts accepting connections. Throws ``SocketFileError`` when another live
@@ -181,7 +201,8 @@ public final class RPCServer: Service, Sendable {
                 logger: self.logger
             )
             let sync = channel.pipeline.syncOperations
-            try sync.addHandler(ByteToMessageHandler(FrameDecoder()))
+            let watch = PartialFrameWatch(frames: self.partialFrames, channel: channel, logger: self.logger)
+            try sync.addHandler(ByteToMessageHandler(FrameDecoder(watch: watch)))
             try sync.addHandler(handler)
             try self.track(channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
         }

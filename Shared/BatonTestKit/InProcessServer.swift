@@ -8,15 +8,18 @@ public func withServer(
     _ methods: RPCMethods,
     recorder: LogRecorder = LogRecorder(),
     gracePeriod: Duration = .seconds(2),
+    configure: (inout RPCServer.Configuration) -> Void = { _ in },
     _ body: (_ client: RPCClient, _ server: RPCServer) async throws -> Void
 ) async throws {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
+    var configuration = RPCServer.Configuration(
+        socketPath: directory.appending("server.sock"),
+        shutdownGracePeriod: gracePeriod
+    )
+    configure(&configuration)
     let server = RPCServer(
-        configuration: RPCServer.Configuration(
-            socketPath: directory.appending("server.sock"),
-            shutdownGracePeriod: gracePeriod
-        ),
+        configuration: configuration,
         methods: methods,
         logger: recorder.logger(label: "in-process-server")
     )
@@ -39,14 +42,18 @@ public func withServer(
     }
 }
 
-/// Runs an ``EchoService`` as ``withServer(_:recorder:gracePeriod:_:)`` does, handing `body` the socket's path.
+/// Runs an ``EchoService`` as ``withServer(_:recorder:gracePeriod:configure:_:)`` does, handing `body` the socket's
+/// path.
 public func withEchoServer(
     recorder: LogRecorder = LogRecorder(),
     gracePeriod: Duration = .seconds(2),
+    configure: (inout RPCServer.Configuration) -> Void = { _ in },
     _ body: (_ socketPath: String, _ echo: EchoService, _ server: RPCServer) async throws -> Void
 ) async throws {
     let echo = EchoService()
-    try await withServer(echo.methods, recorder: recorder, gracePeriod: gracePeriod) { _, server in
+    try await withServer(echo.methods, recorder: recorder, gracePeriod: gracePeriod, configure: configure) {
+        _,
+        server in
         try await body(server.configuration.socketPath, echo, server)
     }
 }

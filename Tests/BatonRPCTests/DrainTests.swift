@@ -34,13 +34,14 @@ struct DrainTests {
     }
 
     @Test(
-        "a draining server sends GOAWAY, finishes the open call, answers a later REQUEST UNAVAILABLE unrun, and closes"
+        "a draining server sends GOAWAY, lets the open call go on, answers a later REQUEST UNAVAILABLE unrun, and closes"
     )
     func serverSendsGoaway() async throws {
-        try await withEchoServer { socket, echo, server in
+        try await withEchoServer(gracePeriod: .seconds(30)) { socket, echo, server in
             let connection = try await RawConnection.connect(to: socket)
-            let open = Self.echo("open", tag: "open", delayMs: 300)
-            try await connection.send(try RawConnection.request(1, Baton_Testing_V1_Echo.Method.echo.path, open))
+            // A call that runs until it is cancelled keeps the connection open for as long as the test needs.
+            let open = Self.echo("open", tag: "open")
+            try await connection.send(try RawConnection.request(1, Baton_Testing_V1_Echo.Method.hang.path, open))
             #expect(await eventually { echo.hasStarted("open") })
             server.shutdown()
             var seen: [Baton_Rpc_V1_Frame] = []
@@ -51,9 +52,13 @@ struct DrainTests {
             let refused = try #require(try await Self.frame(for: 2, from: connection, seen: &seen))
             #expect(refused.kind == .end && refused.status.code == RPCStatusCode.unavailable.rawValue)
             #expect(!echo.hasStarted("late"), "a REQUEST after GOAWAY never runs")
-            let finished = try #require(try await Self.frame(for: 1, from: connection, seen: &seen))
-            #expect(finished.status.code == 0)
-            #expect(try Baton_Testing_V1_EchoReply(serializedBytes: finished.payload).text == "open")
+            #expect(!echo.sawCancellation("open"), "the call open before the GOAWAY goes on")
+            var cancel = Baton_Rpc_V1_Frame()
+            cancel.callID = 1
+            cancel.kind = .cancel
+            try await connection.send(cancel)
+            let ended = try #require(try await Self.frame(for: 1, from: connection, seen: &seen))
+            #expect(ended.status.code == RPCStatusCode.cancelled.rawValue)
             #expect(await connection.waitForClose(), "the connection closes once its calls have ended")
         }
     }
