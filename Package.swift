@@ -177,7 +177,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MetricsCollectorTests",
-            dependencies: ["MetricsCollectorKit", "BatonRuntime", "BatonStore", "BatonTestKit", logging, protobuf],
+            dependencies: [
+                "MetricsCollectorKit", "BatonRPC", "BatonRuntime", "BatonStore", "BatonTestKit", grdb, logging,
+                protobuf,
+            ],
             path: "Tests/MetricsCollectorTests",
             swiftSettings: swiftSettings
         ),

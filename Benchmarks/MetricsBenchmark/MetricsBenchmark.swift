@@ -17,25 +17,27 @@ import Glibc
 struct MetricsBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics-benchmark",
-        abstract: "Measure events recorded per second and Summary's time; run by hand, not by the tests."
+        abstract:
+            "Measure events recorded per second, Summary's time, and a restart's time to serving and to the first "
+            + "Summary with 1 and 10 million events stored; run by hand, not by the tests."
     )
 
     @Option(help: "Events to record in batches (100 per call) over the socket.") var batched = 1_000_000
     @Option(help: "Events to record one per call over the socket.") var unbatched = 100_000
     @Option(help: "Calls in flight.") var inFlight = 64
     @Option(help: "Summary calls to time.") var summaries = 20
+    @Option(help: "Events stored for the second restart (0 skips it).") var large = 10_000_000
 
     func run() async throws {
         let directory = "/tmp/baton-metrics-bench-\(getpid())"
         defer { _ = system("rm -rf '\(directory)'") }
         var logger = Logger(label: "bench")
         logger.logLevel = .critical
-        let pid = try Benchmarking.spawnSibling(
-            "metrics-collector",
-            [
-                "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--log-level", "error",
-            ]
-        )
+        let arguments = [
+            "--run-dir", directory + "/run", "--data-dir", directory + "/data", "--log-level", "error",
+            "--retention", "all",
+        ]
+        var pid = try Benchmarking.spawnSibling("metrics-collector", arguments)
         defer { Benchmarking.stop(pid) }
         let client = RPCClient(socketPath: directory + "/run/metrics-collector.sock", logger: logger)
         try await Benchmarking.waitUntilServing(client)
@@ -107,6 +109,61 @@ struct MetricsBenchmark: AsyncParsableCommand {
         print(
             "baseline, the same scan without figures: ListHandoffs (limit 1) median \(listTimes.median) ms, "
                 + "max \(listTimes.max) ms"
+        )
+
+        try await self.restart(&pid, arguments: arguments, socket: client.socketPath, stored: events, now: now)
+        if self.large > events {
+            let more = RPCClient(socketPath: client.socketPath, logger: logger)
+            let batches = (self.large - events) / 100
+            _ = try await Benchmarking.rate(calls: batches, inFlight: self.inFlight, client: more) { index in
+                var request = Baton_Metrics_V1_RecordBatchRequest()
+                request.events = (0..<100).map { Self.event(index * 100 + $0, prefix: "l", now: now) }
+                _ = try await more.unary(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, request)
+            }
+            await more.close()
+            let stored = events + batches * 100
+            try await self.restart(&pid, arguments: arguments, socket: client.socketPath, stored: stored, now: now)
+        }
+    }
+
+    /// Stops the collector with SIGTERM, starts it again, and prints how long it took to answer Health SERVING, a
+    /// Record, and a Summary (which waits for the stored history to be in memory).
+    private func restart(
+        _ pid: inout Int32,
+        arguments: [String],
+        socket: String,
+        stored: Int,
+        now: Int64
+    ) async throws {
+        Benchmarking.stop(pid)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .critical
+        let clock = ContinuousClock()
+        let started = clock.now
+        pid = try Benchmarking.spawnSibling("metrics-collector", arguments)
+        let client = RPCClient(socketPath: socket, logger: logger)
+        try await Benchmarking.waitUntilServing(client)
+        let serving = clock.now - started
+        var record = Baton_Metrics_V1_RecordRequest()
+        record.event = Self.event(0, prefix: "restart-\(stored)", now: now)
+        _ = try await client.unary(
+            Baton_Metrics_V1_MetricsCollector.Method.record,
+            record,
+            options: CallOptions(timeout: .seconds(60))
+        )
+        let recorded = clock.now - started
+        let summary = try await client.unary(
+            Baton_Metrics_V1_MetricsCollector.Method.summary,
+            Baton_Metrics_V1_SummaryRequest(),
+            options: CallOptions(timeout: .seconds(300))
+        )
+        let summarised = clock.now - started
+        await client.close()
+        let ms = { (duration: Duration) in Int(Benchmarking.seconds(duration) * 1000) }
+        print(
+            "restart with \(stored) events stored (\(summary.overall.handoffsTotal) handoffs): SERVING after "
+                + "\(ms(serving)) ms, first Record answered after \(ms(recorded)) ms, first Summary after "
+                + "\(ms(summarised)) ms"
         )
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BatonProto
 import BatonRPC
+import BatonRuntime
 import Foundation
 import Logging
 import SwiftProtobuf
@@ -35,20 +36,8 @@ struct Report: AsyncParsableCommand {
         "destination_kind": .destinationKind, "destination-kind": .destinationKind,
     ]
 
-    static func seconds(_ window: String) -> UInt32? {
-        if window == "all" {
-            return 0
-        }
-        let units: [Character: UInt32] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
-        guard let unit = window.last.flatMap({ units[$0] }), let count = UInt32(window.dropLast()), count > 0 else {
-            return nil
-        }
-        let (seconds, overflow) = count.multipliedReportingOverflow(by: unit)
-        return overflow ? nil : seconds
-    }
-
     func run() async throws {
-        guard let windowS = Self.seconds(self.window) else {
+        guard let windowS = DurationText.seconds(self.window) else {
             Output.error(
                 "--window '\(self.window)' is not a window; expected a number with s, m, h or d (30m, 1h), or all"
             )

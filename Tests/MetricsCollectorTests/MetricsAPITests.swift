@@ -20,7 +20,11 @@ struct MetricsAPITests {
         logger.logLevel = .critical
         let prepared = Prepared<MetricsCore>("the event store")
         prepared.set(
-            try MetricsCore(database: directory.appending("metrics.sqlite"), judging: Judging(), logger: logger)
+            try await MetricsCore.open(
+                database: directory.appending("metrics.sqlite"),
+                judging: Judging(),
+                logger: logger
+            )
         )
         let methods = MetricsAPI(prepared: prepared).methods
         #expect(methods.serves(Baton_Metrics_V1_MetricsCollector.info))

@@ -1,7 +1,10 @@
 import BatonProto
+import BatonRPC
 import BatonRuntime
+import BatonStore
 import BatonTestKit
 import Foundation
+import GRDB
 import Histogram
 import Logging
 import Synchronization
@@ -20,12 +23,17 @@ final class Collectors: Sendable {
 
     var now: Int64 { self.time.withLock { $0 } }
 
-    func open(_ name: String = "metrics", judging: Judging = Judging()) throws -> MetricsCore {
+    func open(
+        _ name: String = "metrics",
+        judging: Judging = Judging(),
+        retention: Duration? = nil
+    ) async throws -> MetricsCore {
         var logger = Logger(label: "metrics-test")
         logger.logLevel = .critical
-        return try MetricsCore(
+        return try await MetricsCore.open(
             database: self.directory.appending("\(name).sqlite"),
             judging: judging,
+            retention: retention,
             logger: logger,
             now: { self.now }
         )
@@ -40,11 +48,87 @@ final class Collectors: Sendable {
 struct MetricsCoreTests {
     static let everyGroup: [Baton_Metrics_V1_GroupBy] = [.workflow, .gate, .category, .destination, .destinationKind]
 
+    @Test("a timeline absorbed from two parts of its events is the one merged from all of them, wherever they split")
+    func absorbEqualsMerge() {
+        var events = Events.designed()
+        events.add(.callerRepeated, at: 6_000) { $0.repeatedSlot = "postcode" }
+        events.add(.callerRepeated, at: 7_000) { $0.repeatedSlot = "name" }
+        let whole = events.timeline
+        let now = Events.t0 + 3_600_000
+        for split in 0...events.events.count {
+            // The later events folded first, as a history loaded behind live events would be.
+            var live = Timeline()
+            var history = Timeline()
+            for (index, event) in events.events.enumerated() {
+                if index < split {
+                    history.merge(event)
+                } else {
+                    live.merge(event)
+                }
+            }
+            live.absorb(history)
+            #expect(Assessment(live, now: now, judging: Judging()) == Assessment(whole, now: now, judging: Judging()))
+            #expect(
+                live.repeatedSlots == whole.repeatedSlots && live.events == whole.events && live.start == whole.start
+            )
+            #expect(Timeline.Key.allCases.allSatisfy { live[$0] == whole[$0] })
+        }
+    }
+
+    @Test("handoffs that started before the retention window are never counted, and are pruned from the store for good")
+    func retention() async throws {
+        let collectors = try Collectors()
+        defer { collectors.remove() }
+        let day: Int64 = 86_400_000
+        var old = Events(handoffID: "old")
+        old.add(.gateFired, at: -2 * day) { $0.origin = .designed }
+        old.add(.humanGreeted, at: -2 * day + 4_000)
+        var recent = Events.designed("recent")
+        let core = try await collectors.open(retention: .seconds(86_400))
+        _ = try await core.record(old.events + recent.events)
+        recent.add(.callerRepeated, at: 8_000) { $0.repeatedSlot = "account" }
+        let all = Baton_Metrics_V1_SummaryRequest()
+        let before = try await core.summary(all)
+        #expect(before.overall.handoffsTotal == 1, "the old handoff is outside the window before it is pruned too")
+        #expect(try await core.prune() == 1)
+        let stored = try await core.store.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events WHERE handoff_id = 'old'")
+        }
+        #expect(stored == 0, "pruned durably")
+        #expect(try await core.prune() == 0)
+        let reopened = try await collectors.open(retention: .seconds(86_400))
+        #expect(try await reopened.summary(all).overall == before.overall, "the same figures after a restart")
+        await #expect(throws: RPCError.self) { try await reopened.handoff("old") }
+    }
+
+    @Test("events recorded while the history loads are counted once, with the history")
+    func recordWhileLoading() async throws {
+        let collectors = try Collectors()
+        defer { collectors.remove() }
+        let events = Events.designed()
+        let first = try await collectors.open()
+        _ = try await first.record(Array(events.events.prefix(5)))
+        var logger = Logger(label: "metrics-test")
+        logger.logLevel = .critical
+        let clock = collectors
+        let core = try MetricsCore(
+            database: collectors.directory.appending("metrics.sqlite"),
+            logger: logger,
+            now: { clock.now }
+        )
+        try await core.beginLoading()
+        // Recorded at once, whether or not the history is in memory yet; a repeat of a stored event is a duplicate.
+        let reply = try await core.record(Array(events.events.dropFirst(4)))
+        #expect(reply.recorded == 4 && reply.duplicates == 1)
+        let handoff = try await core.handoff("h-1")
+        #expect(handoff.events == 9 && handoff.classification == .handoff)
+    }
+
     @Test("a repeated event id is acknowledged and not counted twice, within a batch and across calls")
     func duplicates() async throws {
         let collectors = try Collectors()
         defer { collectors.remove() }
-        let core = try collectors.open()
+        let core = try await collectors.open()
         var events = Events.designed()
         events.add(.callerRepeated, at: 6_000) { $0.repeatedSlot = "postcode" }
         let first = try await core.record(events.events + [events.events[9]])
@@ -105,7 +189,7 @@ struct MetricsCoreTests {
         for id in ids {
             handoffs.append(try await core.handoff(id))
         }
-        return Figures(summary: core.summary(summary), list: core.list(list), handoffs: handoffs)
+        return Figures(summary: try await core.summary(summary), list: try await core.list(list), handoffs: handoffs)
     }
 
     @Test("shuffled, batched differently, late and duplicated: the same figures as in order", arguments: 1...6)
@@ -117,7 +201,7 @@ struct MetricsCoreTests {
         let ordered = handoffs.flatMap { $0 }.sorted { ($0.atUnixMs, $0.eventID) < ($1.atUnixMs, $1.eventID) }
         let ids = handoffs.compactMap(\.first?.handoffID)
 
-        let inOrder = try collectors.open("ordered")
+        let inOrder = try await collectors.open("ordered")
         for event in ordered {
             _ = try await inOrder.record([event])
         }
@@ -127,7 +211,7 @@ struct MetricsCoreTests {
         // Shuffled, with a fifth of the events sent twice, in batches of 1 to 30.
         var arrivals = ordered + ordered.filter { _ in Int.random(in: 0..<5, using: &random) == 0 }
         arrivals.shuffle(using: &random)
-        let shuffled = try collectors.open("shuffled")
+        let shuffled = try await collectors.open("shuffled")
         var recorded: UInt32 = 0
         while !arrivals.isEmpty {
             let batch = arrivals.prefix(Int.random(in: 1...30, using: &random))
@@ -180,13 +264,13 @@ struct MetricsCoreTests {
         let ids = handoffs.compactMap(\.first?.handoffID)
         let before: Figures
         do {
-            let core = try collectors.open()
+            let core = try await collectors.open()
             for events in handoffs {
                 _ = try await core.record(events)
             }
             before = try await Self.figures(core, ids: ids)
         }
-        let reopened = try collectors.open()
+        let reopened = try await collectors.open()
         #expect(try await Self.figures(reopened, ids: ids) == before)
         #expect(try await reopened.record(handoffs[3]).duplicates == UInt32(handoffs[3].count))
     }
@@ -195,7 +279,7 @@ struct MetricsCoreTests {
     func summary() async throws {
         let collectors = try Collectors()
         defer { collectors.remove() }
-        let core = try collectors.open()
+        let core = try await collectors.open()
         var late = Events.designed("late", greeted: 9_000)
         late.edit(.routed) {
             $0.destination = "partner-bpo"
@@ -214,7 +298,7 @@ struct MetricsCoreTests {
         var request = Baton_Metrics_V1_SummaryRequest()
         request.windowS = 3_600
         request.groupBy = [.destinationKind]
-        let reply = core.summary(request)
+        let reply = try await core.summary(request)
         let overall = reply.overall
         #expect(overall.handoffsTotal == 3 && overall.handoffs == 1 && overall.failovers == 2)
         #expect(overall.repeats == 2 && overall.repeatsPerHandoff == 2.0 / 3)
@@ -227,14 +311,14 @@ struct MetricsCoreTests {
         #expect(reply.groups.map(\.key) == [["in_house"], ["partner"]])
         #expect(reply.groups.map(\.figures.handoffsTotal) == [2, 1])
         request.windowS = 0
-        #expect(core.summary(request).overall.handoffsTotal == 4)
+        #expect(try await core.summary(request).overall.handoffsTotal == 4)
     }
 
     @Test("ListHandoffs filters by classification, reason and attribute, newest first, up to the limit")
     func list() async throws {
         let collectors = try Collectors()
         defer { collectors.remove() }
-        let core = try collectors.open()
+        let core = try await collectors.open()
         for (index, name) in ["a", "b", "c", "d"].enumerated() {
             var events = Events.designed(name, greeted: index % 2 == 0 ? 4_000 : 12_000)
             for position in events.events.indices {
@@ -243,33 +327,33 @@ struct MetricsCoreTests {
             _ = try await core.record(events.events)
         }
         var request = Baton_Metrics_V1_ListHandoffsRequest()
-        #expect(core.list(request).handoffs.map(\.handoffID) == ["d", "c", "b", "a"])
+        #expect(try await core.list(request).handoffs.map(\.handoffID) == ["d", "c", "b", "a"])
         request.limit = 2
-        let limited = core.list(request)
+        let limited = try await core.list(request)
         #expect(limited.handoffs.map(\.handoffID) == ["d", "c"] && limited.matched == 4)
         request.limit = 0
         request.reason = .greetedLate
-        let late = core.list(request).handoffs
+        let late = try await core.list(request).handoffs
         #expect(late.map(\.handoffID) == ["d", "b"])
         #expect(late.first?.reasons.map(\.text) == ["greeted after 12 s (over 8 s)"])
         #expect(late.first?.timeline.map(\.kind) == Events.designed().events.map(\.kind))
         request.reason = .unspecified
         request.classification = .handoff
         request.workflow = "billing"
-        #expect(core.list(request).handoffs.map(\.handoffID) == ["c", "a"])
+        #expect(try await core.list(request).handoffs.map(\.handoffID) == ["c", "a"])
         request.workflow = "claims"
-        #expect(core.list(request).handoffs.isEmpty)
+        #expect(try await core.list(request).handoffs.isEmpty)
     }
 
     @Test("Export is Prometheus text that parses, with cumulative buckets and counts that agree with Summary")
     func export() async throws {
         let collectors = try Collectors()
         defer { collectors.remove() }
-        let core = try collectors.open()
+        let core = try await collectors.open()
         for (index, greeted) in [3_000, 5_000, 7_000, 9_000, 30_000].enumerated() {
             _ = try await core.record(Events.designed("h-\(index)", greeted: Int64(greeted)).events)
         }
-        let text = Prometheus.text(core.figures())
+        let text = Prometheus.text(try await core.figures())
         let families = try PrometheusText.parse(text)
         let live = try #require(families["baton_handoff_time_to_live_human_seconds"])
         #expect(live.type == "histogram")

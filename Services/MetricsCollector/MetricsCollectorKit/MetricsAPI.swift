@@ -45,7 +45,7 @@ struct MetricsAPI: Sendable {
                     "group_by[\(index)] is \(groupBy.rawValue); expected GROUP_BY_WORKFLOW, GATE, CATEGORY, DESTINATION or DESTINATION_KIND"
                 )
             }
-            return core.summary(request)
+            return try await core.summary(request)
         }
         methods.unary(Baton_Metrics_V1_MetricsCollector.Method.listHandoffs, on: .concurrencyPool) {
             (request: Baton_Metrics_V1_ListHandoffsRequest, _) -> Baton_Metrics_V1_ListHandoffsReply in
@@ -56,7 +56,7 @@ struct MetricsAPI: Sendable {
             if case .UNRECOGNIZED(let value) = request.reason {
                 throw RPCError.invalidArgument("reason is \(value); expected a FailoverReason")
             }
-            return core.list(request)
+            return try await core.list(request)
         }
         methods.unary(Baton_Metrics_V1_MetricsCollector.Method.getHandoff) {
             (request: Baton_Metrics_V1_GetHandoffRequest, _) -> Baton_Metrics_V1_Handoff in
@@ -70,7 +70,7 @@ struct MetricsAPI: Sendable {
             (_: Baton_Metrics_V1_ExportRequest, _) -> Baton_Metrics_V1_ExportReply in
             let core = try prepared.get()
             var reply = Baton_Metrics_V1_ExportReply()
-            reply.text = Prometheus.text(core.figures())
+            reply.text = Prometheus.text(try await core.figures())
             reply.contentType = Prometheus.contentType
             return reply
         }

@@ -10,15 +10,22 @@ import Synchronization
 /// The collector's state: every stored event in SQLite, and each handoff's ``Timeline`` folded from them in
 /// memory, which is what the figures are computed from.
 ///
-/// The events are the record; the timelines are rebuilt from them on start. An event is merged into its
-/// timeline only after its commit, and only if the store had not seen its (handoff id, event id) before.
+/// The events are the record; the timelines are rebuilt from them on start, in the background (see
+/// ``beginLoading()``), so that the collector records events at once however much history it keeps; the calls that
+/// read figures wait until the history is in memory. An event is merged into its timeline only after its commit,
+/// and only if the store had not seen its (handoff id, event id) before. Handoffs that started before the retention
+/// window are pruned, durably, in the background, and never counted.
 final class MetricsCore: Sendable {
     let store: Store
     let judging: Judging
     let logger: Logger
     /// Unix time in ms.
     let now: @Sendable () -> Int64
-    private let timelines: Mutex<[String: Timeline]>
+    /// How long a handoff is kept after it started, in ms; nil keeps every one.
+    let retentionMs: Int64?
+    let timelines: Mutex<[String: Timeline]>
+    /// Open once the stored history is in memory.
+    let loaded = LoadGate()
 
     /// How far ahead of the collector's clock an event's time may be.
     static let maxFutureMs: Int64 = 3_600_000
@@ -45,30 +52,34 @@ final class MetricsCore: Sendable {
         return migrator
     }()
 
+    /// Opens the store; the stored history is not read yet (``beginLoading()`` or ``open(database:judging:retention:logger:now:)``).
     init(
         database: String,
         judging: Judging = Judging(),
+        retention: Duration? = nil,
         logger: Logger,
         now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
     ) throws {
         self.store = try Store(path: database, migrator: Self.migrator)
         self.judging = judging
+        self.retentionMs = retention.map { Int64($0.components.seconds) * 1000 }
         self.logger = logger
         self.now = now
-        let started = ContinuousClock.now
-        let timelines = try self.store.pool.read { db in
-            var timelines: [String: Timeline] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT handoff_id, event_id, body FROM events")
-            while let row = try rows.next() {
-                let event = try Self.event(row)
-                timelines[event.handoffID, default: Timeline()].merge(event)
-            }
-            return timelines
-        }
-        self.timelines = Mutex(timelines)
-        logger.info(
-            "metrics-collector: \(timelines.values.reduce(0) { $0 + $1.events }) events of \(timelines.count) handoffs loaded from \(database) in \(ContinuousClock.now - started)"
-        )
+        self.timelines = Mutex([:])
+    }
+
+    /// Opens the store and reads its whole history before returning: for tests and benchmarks.
+    static func open(
+        database: String,
+        judging: Judging = Judging(),
+        retention: Duration? = nil,
+        logger: Logger,
+        now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) async throws -> MetricsCore {
+        let core = try MetricsCore(database: database, judging: judging, retention: retention, logger: logger, now: now)
+        try await core.beginLoading()
+        try await core.loaded.wait()
+        return core
     }
 
     // MARK: - Recording
@@ -145,18 +156,32 @@ final class MetricsCore: Sendable {
 
     // MARK: - Reading
 
-    /// The timelines as they are now; recording goes on while the caller computes from them.
+    /// The timelines as they are now, once the history is loaded; recording goes on while the caller computes from
+    /// them.
     private var snapshot: [String: Timeline] {
-        self.timelines.withLock { $0 }
+        get async throws {
+            try await self.loaded.wait()
+            return self.timelines.withLock { $0 }
+        }
     }
 
-    func summary(_ request: Baton_Metrics_V1_SummaryRequest) -> Baton_Metrics_V1_SummaryReply {
+    /// The earliest start a handoff may have to be counted at `now`: the retention window's start, or none.
+    func retainedSince(_ now: Int64) -> Int64 {
+        self.retentionMs.map { now - $0 } ?? Int64.min
+    }
+
+    /// The earliest start counted for a request's window (0: all that is retained).
+    private func since(windowS: UInt32, now: Int64) -> Int64 {
+        max(self.retainedSince(now), windowS == 0 ? Int64.min : now - Int64(windowS) * 1000)
+    }
+
+    func summary(_ request: Baton_Metrics_V1_SummaryRequest) async throws -> Baton_Metrics_V1_SummaryReply {
         let now = self.now()
-        let since = request.windowS == 0 ? Int64.min : now - Int64(request.windowS) * 1000
+        let since = self.since(windowS: request.windowS, now: now)
         let keys = request.groupBy.compactMap(Self.key)
         var overall = FiguresBuilder()
         var groups: [[String]: FiguresBuilder] = [:]
-        for timeline in self.snapshot.values where timeline.start >= since {
+        for timeline in try await self.snapshot.values where timeline.start >= since {
             let assessment = Assessment(timeline, now: now, judging: self.judging)
             overall.add(assessment)
             if !keys.isEmpty {
@@ -181,19 +206,20 @@ final class MetricsCore: Sendable {
         return reply
     }
 
-    /// The overall figures of every stored handoff, for Export.
-    func figures() -> FiguresBuilder {
+    /// The overall figures of every retained handoff, for Export.
+    func figures() async throws -> FiguresBuilder {
         let now = self.now()
+        let since = self.retainedSince(now)
         var figures = FiguresBuilder()
-        for timeline in self.snapshot.values {
+        for timeline in try await self.snapshot.values where timeline.start >= since {
             figures.add(Assessment(timeline, now: now, judging: self.judging))
         }
         return figures
     }
 
-    func list(_ request: Baton_Metrics_V1_ListHandoffsRequest) -> Baton_Metrics_V1_ListHandoffsReply {
+    func list(_ request: Baton_Metrics_V1_ListHandoffsRequest) async throws -> Baton_Metrics_V1_ListHandoffsReply {
         let now = self.now()
-        let since = request.windowS == 0 ? Int64.min : now - Int64(request.windowS) * 1000
+        let since = self.since(windowS: request.windowS, now: now)
         let wanted: [(Timeline.Key, String)] = [
             (.workflow, request.workflow), (.gate, request.gate), (.category, request.category),
             (.destination, request.destination), (.destinationKind, request.destinationKind), (.callID, request.callID),
@@ -206,7 +232,7 @@ final class MetricsCore: Sendable {
         func newer(_ a: (id: String, timeline: Timeline), than b: (id: String, timeline: Timeline)) -> Bool {
             (a.timeline.start, a.id) > (b.timeline.start, b.id)
         }
-        for (id, timeline) in self.snapshot where timeline.start >= since {
+        for (id, timeline) in try await self.snapshot where timeline.start >= since {
             guard wanted.allSatisfy({ timeline[$0.0] == $0.1 }) else {
                 continue
             }
@@ -245,7 +271,9 @@ final class MetricsCore: Sendable {
 
     /// One handoff with every stored event; NOT_FOUND when none names it.
     func handoff(_ id: String) async throws -> Baton_Metrics_V1_Handoff {
-        guard let timeline = self.timelines.withLock({ $0[id] }) else {
+        try await self.loaded.wait()
+        guard let timeline = self.timelines.withLock({ $0[id] }), timeline.start >= self.retainedSince(self.now())
+        else {
             throw RPCError(code: .notFound, message: "no event names handoff_id '\(id)'")
         }
         let events = try await self.store.pool.read { db in
@@ -318,7 +346,7 @@ final class MetricsCore: Sendable {
         }
     }
 
-    private static func event(_ row: Row) throws -> Baton_Metrics_V1_Event {
+    static func event(_ row: Row) throws -> Baton_Metrics_V1_Event {
         let body: Data = row["body"]
         var event = try Baton_Metrics_V1_Event(serializedBytes: body)
         event.handoffID = row["handoff_id"]

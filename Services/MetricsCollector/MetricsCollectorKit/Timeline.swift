@@ -60,6 +60,23 @@ struct Timeline: Sendable {
         self.events += 1
     }
 
+    /// Adds what `other` folded from other events of the same handoff: the result is the timeline of both sets of
+    /// events, as if each had been merged here, since every part is kept by a rule that ignores order.
+    mutating func absorb(_ other: Timeline) {
+        for kind in other.first.indices {
+            if let stamp = other.first[kind], self.first[kind].map({ stamp < $0 }) ?? true {
+                self.first[kind] = stamp
+            }
+        }
+        self.repeats += other.repeats
+        for key in other.attributes.indices {
+            if let attribute = other.attributes[key], self.attributes[key].map({ attribute.from < $0.from }) ?? true {
+                self.attributes[key] = attribute
+            }
+        }
+        self.events += other.events
+    }
+
     private mutating func offer(_ key: Key, _ value: String, _ stamp: Stamp) {
         guard !value.isEmpty, self.attributes[key.rawValue].map({ stamp < $0.from }) ?? true else {
             return
