@@ -70,6 +70,7 @@ let package = Package(
         .executable(name: "router-benchmark", targets: ["RouterBenchmark"]),
         .executable(name: "metrics-benchmark", targets: ["MetricsBenchmark"]),
         .executable(name: "protoc-gen-baton", targets: ["protoc-gen-baton"]),
+        .executable(name: "baton-fuzz", targets: ["BatonFuzz"]),
         .library(name: "BatonRPC", targets: ["BatonRPC"]),
         .library(name: "BatonProto", targets: ["BatonProto"]),
     ],
@@ -143,6 +144,19 @@ let package = Package(
         benchmark("GateEvaluatorBenchmark", dependencies: ["GateEvaluatorKit"]),
         benchmark("RouterBenchmark", dependencies: ["RouterKit"]),
         benchmark("MetricsBenchmark", dependencies: ["MetricsCollectorKit"]),
+
+        // Fuzz/: the libFuzzer harnesses (scripts/fuzz.sh builds them with the fuzzer); built as usual, they replay
+        // files.
+        .executableTarget(
+            name: "BatonFuzz",
+            dependencies: [
+                "BatonRPC", "BatonProto", "BatonRuntime", "GateEvaluatorKit", "RouterKit", "SupervisorKit", nio,
+                protobuf,
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Fuzz/BatonFuzz",
+            swiftSettings: swiftSettings
+        ),
 
         // Tests/
         .testTarget(

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 echo "== swift format lint (every hand-written source; generated code is excluded)"
-mapfile -t sources < <(find Shared Services Clients Tools Tests Benchmarks -name '*.swift' -not -path '*/Generated/*' | sort)
+mapfile -t sources < <(find Shared Services Clients Tools Tests Benchmarks Fuzz -name '*.swift' -not -path '*/Generated/*' | sort)
 swift format lint --strict Package.swift "${sources[@]}"
 
 echo "== generated code matches protos/"

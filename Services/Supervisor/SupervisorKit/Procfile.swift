@@ -2,7 +2,7 @@
 ///
 /// Each line is `name: command`; a line whose first non-blank character is `#` is a comment; blank lines are
 /// ignored. Names are letters, digits, `-` and `_`, and unique.
-struct Procfile: Equatable, Sendable {
+package struct Procfile: Equatable, Sendable {
     /// One process: its name, the shell command that runs it, and the line it came from.
     struct Entry: Equatable, Sendable {
         var name: String
@@ -14,7 +14,7 @@ struct Procfile: Equatable, Sendable {
     var entries: [Entry]
 
     /// Parses `text`; `file` names the file in errors (`Procfile:3: ...`).
-    static func parse(_ text: String, file: String = "Procfile") throws(ConfigurationFileError) -> Procfile {
+    package static func parse(_ text: String, file: String = "Procfile") throws(ConfigurationFileError) -> Procfile {
         var entries: [Entry] = []
         var firstLine: [String: Int] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -57,9 +57,10 @@ struct Procfile: Equatable, Sendable {
 
 /// Variables from a `.env` file: `KEY=VALUE` lines, `#` comments, blank lines, values optionally in single or
 /// double quotes, and an optional leading `export `.
-enum DotEnv {
+package enum DotEnv {
     /// Parses `text`; `file` names the file in errors (`.env:2: ...`).
-    static func parse(_ text: String, file: String = ".env") throws(ConfigurationFileError) -> [String: String] {
+    package static func parse(_ text: String, file: String = ".env") throws(ConfigurationFileError) -> [String: String]
+    {
         var variables: [String: String] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let number = index + 1
@@ -101,7 +102,7 @@ enum DotEnv {
 }
 
 /// A line of a configuration file is wrong: `file:line: what is wrong`.
-struct ConfigurationFileError: Error, Equatable, Sendable, CustomStringConvertible {
+package struct ConfigurationFileError: Error, Equatable, Sendable, CustomStringConvertible {
     var file: String
     var line: Int
     var column: Int?
@@ -113,7 +114,7 @@ struct ConfigurationFileError: Error, Equatable, Sendable, CustomStringConvertib
         self.reason = reason
     }
 
-    var description: String {
+    package var description: String {
         "\(self.file):\(self.line):\(self.column.map { "\($0):" } ?? "") \(self.reason)"
     }
 }

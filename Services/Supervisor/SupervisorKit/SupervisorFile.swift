@@ -8,13 +8,13 @@ import Yams
 ///   router:
 ///     grace: 20
 /// ```
-struct SupervisorFile: Equatable, Sendable {
+package struct SupervisorFile: Equatable, Sendable {
     var grace: Double?
     var processGrace: [String: Double] = [:]
 
     /// Parses `text`, refusing unknown keys, wrong types and processes the Procfile does not name, each with
     /// `file:line:column`.
-    static func parse(
+    package static func parse(
         _ text: String,
         file: String,
         processes: Set<String>

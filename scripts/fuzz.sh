@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Fuzzes one of Baton's inputs with libFuzzer and AddressSanitizer for SECONDS seconds: builds the harnesses (release) in
+# Fuzz/BatonFuzz with -sanitize=fuzzer,address in their own build folder (.build-fuzz, a second build of the
+# package), then runs the one named, starting from its seed corpus in Fuzz/corpus/TARGET. New inputs it finds go to
+# .build-fuzz/corpus/TARGET, crashes to .build-fuzz/crashes/TARGET; the corpus in the repository is left alone.
+# Usage: scripts/fuzz.sh TARGET SECONDS     (TARGET: frames, workflows, destinations, procfile, dotenv,
+#                                            supervisor-yaml, json; or all, each for SECONDS)
+# Exit status: 0 no crash, 1 a crash (its input is saved and named), 2 wrong usage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
+
+targets=(frames workflows destinations procfile dotenv supervisor-yaml json)
+target=${1:-}
+seconds=${2:-}
+if [[ -z "$target" || ! "$seconds" =~ ^[0-9]+$ ]] || [[ "$target" != all && ! " ${targets[*]} " =~ " $target " ]]; then
+    echo "usage: scripts/fuzz.sh TARGET SECONDS   (TARGET: ${targets[*]}, or all)" >&2
+    exit 2
+fi
+[[ "$target" == all ]] && selected=("${targets[@]}") || selected=("$target")
+
+echo "fuzz: building the harnesses with -sanitize=fuzzer,address (.build-fuzz)"
+swift build -c release --product baton-fuzz --scratch-path .build-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DBATON_FUZZING >/dev/null
+fuzzer=.build-fuzz/release/baton-fuzz
+
+status=0
+for name in "${selected[@]}"; do
+    corpus=.build-fuzz/corpus/$name
+    crashes=.build-fuzz/crashes/$name
+    mkdir -p "$corpus" "$crashes"
+    echo "fuzz: $name for ${seconds}s"
+    if ! BATON_FUZZ_HARNESS=$name "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+        -artifact_prefix="$crashes/" -print_final_stats=1 "$corpus" "Fuzz/corpus/$name" 2>"$crashes/log"; then
+        echo "fuzz: $name CRASHED; input and log in $crashes" >&2
+        tail -30 "$crashes/log" >&2
+        status=1
+        continue
+    fi
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$crashes/log" | grep -o '[0-9]*$' || echo "?")
+    echo "fuzz: $name: $runs executions, no crash"
+done
+exit $status
