@@ -49,20 +49,13 @@ struct Replay {
         }
         var count = 0
         for path in arguments.dropFirst() {
-            guard let file = fopen(path, "rb") else {
-                StandardStream.writeLine("baton-fuzz: cannot read \(path)", to: 2)
+            let bytes: [UInt8]
+            do {
+                bytes = try TextFile.bytes(path)
+            } catch {
+                StandardStream.writeLine("baton-fuzz: \(error)", to: 2)
                 exit(2)
             }
-            var bytes: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let read = fread(&buffer, 1, buffer.count, file)
-                guard read > 0 else {
-                    break
-                }
-                bytes += buffer.prefix(read)
-            }
-            fclose(file)
             harness.run(bytes)
             count += 1
         }

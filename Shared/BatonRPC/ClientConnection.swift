@@ -469,7 +469,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.flushes.readBurstEnded(context: context)
+        self.readBurstEnded(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

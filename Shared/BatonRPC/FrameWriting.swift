@@ -45,8 +45,19 @@ extension Baton_Rpc_V1_Frame {
 ///
 /// A batch is flushed early once it holds ``maxBatch`` frames: with many calls in flight, waiting for the whole
 /// window would make the two ends take turns (one works while the other idles) instead of overlapping.
+///
+/// It only keeps the count and says when to flush; the handler flushes, after the mutation has ended. A flush can
+/// re-enter the handler (NIO may deliver a read or an error from inside it), and a handler that flushed from
+/// inside a mutating method of its own stored coalescer would then access it twice at once.
 struct FlushCoalescer {
     static let maxBatch = 16
+
+    /// What a handler does after writing a frame.
+    enum AfterWrite {
+        case flushNow
+        case scheduleFlush
+        case nothing
+    }
 
     private var unflushed = 0
     private var flushScheduled = false
@@ -57,30 +68,33 @@ struct FlushCoalescer {
         self.inReadBurst = true
     }
 
-    /// Call in `channelReadComplete`: flushes whatever the burst wrote.
-    mutating func readBurstEnded(context: ChannelHandlerContext) {
+    /// Marks the end of a read burst (`channelReadComplete`); true when what it wrote must be flushed now.
+    mutating func readBurstEnded() -> Bool {
         self.inReadBurst = false
-        self.flushNow(context: context)
+        return self.takeUnflushed()
     }
 
-    /// Call after each write; `scheduleFlush` must arrange for ``flushNow(context:)`` to run later on the loop.
-    mutating func wrote(context: ChannelHandlerContext, scheduleFlush: () -> Void) {
+    /// Counts a write, and says whether to flush now, to arrange a flush later on the loop, or neither.
+    mutating func wrote() -> AfterWrite {
         self.unflushed += 1
         if self.unflushed >= Self.maxBatch {
-            self.flushNow(context: context)
-        } else if !self.inReadBurst && !self.flushScheduled {
-            self.flushScheduled = true
-            scheduleFlush()
+            return self.takeUnflushed() ? .flushNow : .nothing
         }
+        if !self.inReadBurst && !self.flushScheduled {
+            self.flushScheduled = true
+            return .scheduleFlush
+        }
+        return .nothing
     }
 
-    /// Flushes what was written and not yet flushed.
-    mutating func flushNow(context: ChannelHandlerContext) {
+    /// Takes what was written and not yet flushed: true when there is something to flush.
+    mutating func takeUnflushed() -> Bool {
         self.flushScheduled = false
-        if self.unflushed > 0 {
-            self.unflushed = 0
-            context.flush()
+        guard self.unflushed > 0 else {
+            return false
         }
+        self.unflushed = 0
+        return true
     }
 }
 
@@ -96,14 +110,33 @@ extension CoalescingFrameWriter {
     /// Writes one length-prefixed frame; it goes out with the next coalesced flush.
     func writeCoalesced(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         context.write(NIOAny(buffer), promise: promise)
-        let this = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.flushes.wrote(context: context) {
+        switch self.flushes.wrote() {
+        case .flushNow:
+            context.flush()
+        case .scheduleFlush:
+            let this = NIOLoopBound(self, eventLoop: context.eventLoop)
             context.eventLoop.execute {
                 guard let context = this.value.context else {
                     return
                 }
-                this.value.flushes.flushNow(context: context)
+                this.value.flushNow(context: context)
             }
+        case .nothing:
+            break
+        }
+    }
+
+    /// Flushes what was written and not yet flushed.
+    func flushNow(context: ChannelHandlerContext) {
+        if self.flushes.takeUnflushed() {
+            context.flush()
+        }
+    }
+
+    /// Call in `channelReadComplete`: flushes whatever the read burst wrote.
+    func readBurstEnded(context: ChannelHandlerContext) {
+        if self.flushes.readBurstEnded() {
+            context.flush()
         }
     }
 }

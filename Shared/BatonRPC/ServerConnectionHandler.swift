@@ -74,7 +74,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.flushes.readBurstEnded(context: context)
+        self.readBurstEnded(context: context)
         context.fireChannelReadComplete()
     }
 
@@ -116,7 +116,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
         var goaway = Baton_Rpc_V1_Frame()
         goaway.kind = .goaway
         try? self.write(goaway, context: context)
-        self.flushes.flushNow(context: context)
+        self.flushNow(context: context)
         if self.calls.isEmpty {
             self.lingerThenClose()
         }
@@ -155,7 +155,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, CoalescingFrameWrite
             return
         }
         self.closed = true
-        self.flushes.flushNow(context: context)
+        self.flushNow(context: context)
         context.close(promise: nil)
     }
 

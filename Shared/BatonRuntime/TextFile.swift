@@ -4,10 +4,15 @@ import Glibc
 import Musl
 #endif
 
-/// Reads small text files (a Procfile, a `.env`, a log) without Foundation.
+/// Reads small files (a Procfile, a `.env`, a log, a fuzzer's input) without Foundation.
 public enum TextFile {
     /// The whole file at `path` as UTF-8 text; throws ``ConfigurationError`` naming the path and the reason.
     public static func read(_ path: String) throws(ConfigurationError) -> String {
+        String(decoding: try Self.bytes(path), as: UTF8.self)
+    }
+
+    /// The whole file at `path`, as it is; throws ``ConfigurationError`` naming the path and the reason.
+    public static func bytes(_ path: String) throws(ConfigurationError) -> [UInt8] {
         guard let file = fopen(path, "r") else {
             throw ConfigurationError("cannot read '\(path)': \(String(cString: strerror(errno)))")
         }
@@ -21,6 +26,6 @@ public enum TextFile {
             }
             bytes += chunk.prefix(count)
         }
-        return String(decoding: bytes, as: UTF8.self)
+        return bytes
     }
 }

@@ -51,8 +51,9 @@ struct ClientTests {
         async let status = self.health(client, options: CallOptions(timeout: .seconds(20), waitForReady: true))
         try await Task.sleep(for: .milliseconds(100))
         let server = self.server(at: path)
-        try await server.bind()
+        // SERVING before the socket exists, so that the waiting call cannot land between the two.
         server.health.setStatus(.serving)
+        try await server.bind()
         #expect(try await status == .serving)
         await client.close()
         server.shutdown()

@@ -13,20 +13,10 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
 
     @OptionGroup var options: ProcessOptions
 
-    @Option(
-        help:
-            "Seconds between checks of the configuration files for changes; 0 turns the checks off (SIGHUP and Reload still reload)."
-    )
-    var watchInterval: Double = 1
+    @OptionGroup var watching: WatchOptions
 
     /// The command as the executable's main parses it.
     public init() {}
-
-    public func validate() throws {
-        guard self.watchInterval >= 0 && self.watchInterval <= 3600 else {
-            throw ValidationError("--watch-interval is \(self.watchInterval); expected seconds from 0 (off) to 3600")
-        }
-    }
 
     public func run() async throws {
         let process = try BatonProcess(name: "gate-evaluator", options: self.options)
@@ -41,7 +31,7 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
             services: [
                 ConfigurationWatcher(
                     "workflows",
-                    interval: self.watchInterval > 0 ? .milliseconds(Int64(self.watchInterval * 1000)) : nil,
+                    interval: self.watching.interval,
                     logger: process.logger,
                     changedOnDisk: { library.changedOnDisk() },
                     reload: { _ = try? library.reload() }

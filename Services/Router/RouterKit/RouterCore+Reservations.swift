@@ -9,26 +9,23 @@ import Synchronization
 /// The life of a reservation after Route made it: Accept, Release, Decline (which routes again) and expiry, each by
 /// the rule in ``RouterCore``: applied in memory, written, undone if the write fails.
 extension RouterCore {
-    /// What a call on reservation `id` finds under the lock.
-    fileprivate enum Found<Value> {
-        /// The change it asked for, applied in memory, with the commit it must finish.
+    /// What a change of a reservation does under the lock: apply itself to the open reservation in memory, with the
+    /// commit its write must finish, or answer at once with nothing to change.
+    fileprivate enum Change<Value> {
         case applied(Value, Commit)
-        /// Nothing to change: the answer now.
         case answer(Value)
+    }
+
+    /// An open reservation with no write in flight, or why there is none to change.
+    private enum Lookup {
+        case open(Reservation)
         /// Another call's write on this reservation is in flight: wait for it, then look again.
         case busy(Commit)
         /// Not open, and not being closed: the store says what became of it.
         case closed
     }
 
-    /// An open reservation with no write in flight, or why there is none to change.
-    fileprivate enum Lookup {
-        case open(Reservation)
-        case busy(Commit)
-        case closed
-    }
-
-    fileprivate static func find(_ id: String, in state: State) -> Lookup {
+    private static func find(_ id: String, in state: State) -> Lookup {
         if let closing = state.closing[id] {
             return .busy(closing.commit)
         }
@@ -41,48 +38,69 @@ extension RouterCore {
         return .open(reservation)
     }
 
-    func accept(_ id: String) async throws -> Baton_Routing_V1_Reservation {
+    /// Changes reservation `id` by the rule every change follows: `apply` changes it in memory under the lock (or
+    /// answers at once), then `write` stores the change, undoing it if the write fails. A write in flight on the
+    /// same reservation is waited for first, and the reservation looked at again; one that is not open is answered
+    /// from the store (FAILED_PRECONDITION with its state, or NOT_FOUND).
+    private func change<Value, Answer>(
+        _ id: String,
+        apply: (inout State, Reservation, Date) -> Change<Value>,
+        answer: ((Value) -> Answer)? = nil,
+        write: (Value, Commit, Date) async throws -> Answer
+    ) async throws -> Answer {
         while true {
             let now = self.now()
-            let found = self.state.withLock { state -> Found<Reservation> in
-                switch Self.find(id, in: state) {
-                case .busy(let commit):
-                    return .busy(commit)
-                case .closed:
-                    return .closed
-                case .open(var reservation):
-                    guard reservation.state == .held else {
-                        return .answer(reservation)  // accepted already: the same answer again
-                    }
-                    let commit = Commit()
-                    reservation.state = .accepted
-                    reservation.acceptedAt = now
-                    reservation.pending = commit
-                    state.ledger.replace(reservation)
-                    return .applied(reservation, commit)
+            // What was found, and when it was open, what the change made of it.
+            let (found, changed) = self.state.withLock { state -> (Lookup, Change<Value>?) in
+                let found = Self.find(id, in: state)
+                guard case .open(let reservation) = found else {
+                    return (found, nil)
                 }
+                return (found, apply(&state, reservation, now))
             }
-            switch found {
-            case .answer(let reservation):
-                return Self.message(reservation, endedAt: nil, detail: "")
-            case .busy(let commit):
+            switch (found, changed) {
+            case (_, .answer(let value)?):
+                guard let answer else {
+                    preconditionFailure("a change that answers at once needs an answer")
+                }
+                return answer(value)
+            case (_, .applied(let value, let commit)?):
+                return try await write(value, commit, now)
+            case (.busy(let commit), nil):
                 _ = try? await commit.outcome()
-            case .closed:
+            case (.open, nil), (.closed, nil):
                 throw try await self.closedOrUnknown(id)
-            case .applied(let accepted, let commit):
-                try await self.write(commit, "the acceptance of reservation \(id)") { db in
-                    try RouterStore.update(accepted, in: db)
-                } done: { state, succeeded in
-                    var reservation = accepted
-                    reservation.pending = nil
-                    if !succeeded {
-                        reservation.state = .held
-                        reservation.acceptedAt = nil
-                    }
-                    state.ledger.replace(reservation)
-                }
-                return Self.message(accepted, endedAt: nil, detail: "")
             }
+        }
+    }
+
+    func accept(_ id: String) async throws -> Baton_Routing_V1_Reservation {
+        try await self.change(id) { state, open, now in
+            guard open.state == .held else {
+                return .answer(open)  // accepted already: the same answer again
+            }
+            var reservation = open
+            let commit = Commit()
+            reservation.state = .accepted
+            reservation.acceptedAt = now
+            reservation.pending = commit
+            state.ledger.replace(reservation)
+            return .applied(reservation, commit)
+        } answer: { reservation in
+            Self.message(reservation, endedAt: nil, detail: "")
+        } write: { accepted, commit, _ in
+            try await self.write(commit, "the acceptance of reservation \(id)") { db in
+                try RouterStore.update(accepted, in: db)
+            } done: { state, succeeded in
+                var reservation = accepted
+                reservation.pending = nil
+                if !succeeded {
+                    reservation.state = .held
+                    reservation.acceptedAt = nil
+                }
+                state.ledger.replace(reservation)
+            }
+            return Self.message(accepted, endedAt: nil, detail: "")
         }
     }
 
@@ -95,84 +113,48 @@ extension RouterCore {
         default:
             throw RPCError.invalidArgument("outcome is unset; expected CONNECTED, ABANDONED or FAILED")
         }
-        while true {
-            let now = self.now()
-            let found = self.state.withLock { state -> Found<Reservation> in
-                switch Self.find(id, in: state) {
-                case .busy(let commit):
-                    return .busy(commit)
-                case .closed:
-                    return .closed
-                case .open(let reservation):
-                    return .applied(reservation, Self.close(reservation, in: &state))
-                }
+        return try await self.change(id) { state, open, _ in
+            .applied(open, Self.close(open, in: &state))
+        } write: { open, commit, now in
+            var released = open
+            released.state = .released
+            released.pending = nil
+            try await self.write(commit, "the release of reservation \(id)") { [released] db in
+                try RouterStore.update(released, endedAt: now, detail: detail, in: db)
+            } done: { state, succeeded in
+                Self.reopen(id, in: &state, if: !succeeded)
             }
-            switch found {
-            case .answer:
-                preconditionFailure("a release always changes")
-            case .busy(let commit):
-                _ = try? await commit.outcome()
-            case .closed:
-                throw try await self.closedOrUnknown(id)
-            case .applied(let open, let commit):
-                var released = open
-                released.state = .released
-                released.pending = nil
-                try await self.write(commit, "the release of reservation \(id)") { [released] db in
-                    try RouterStore.update(released, endedAt: now, detail: detail, in: db)
-                } done: { state, succeeded in
-                    Self.reopen(id, in: &state, if: !succeeded)
-                }
-                return Self.message(released, endedAt: now, detail: detail)
-            }
+            return Self.message(released, endedAt: now, detail: detail)
         }
     }
 
     /// Declines reservation `id` and routes its handoff again, never back to a destination that declined it; the
     /// end of the old reservation and the new decision are one write.
     func decline(_ id: String, reason: String) async throws -> Decided {
-        while true {
-            let now = self.now()
-            let found = self.state.withLock { state -> Found<(declined: Reservation, made: Made)> in
-                switch Self.find(id, in: state) {
-                case .busy(let commit):
-                    return .busy(commit)
-                case .closed:
-                    return .closed
-                case .open(let declined):
-                    let commit = Self.close(declined, in: &state)
-                    let excluded = declined.excluded.union([declined.destinationID])
-                    var made = Self.decide(declined.handoff, excluded: excluded, in: &state, now: now)
-                    if var next = made.reservation {
-                        next.pending = commit
-                        state.ledger.insert(next)
-                        made.reservation = next
-                    }
-                    return .applied((declined, made), commit)
-                }
+        try await self.change(id) { state, declined, now in
+            let commit = Self.close(declined, in: &state)
+            let excluded = declined.excluded.union([declined.destinationID])
+            var made = Self.decide(declined.handoff, excluded: excluded, in: &state, now: now)
+            if var next = made.reservation {
+                next.pending = commit
+                state.ledger.insert(next)
+                made.reservation = next
             }
-            switch found {
-            case .answer:
-                preconditionFailure("a decline always changes")
-            case .busy(let commit):
-                _ = try? await commit.outcome()
-            case .closed:
-                throw try await self.closedOrUnknown(id)
-            case .applied(let (declined, made), let commit):
-                var ended = declined
-                ended.state = .declined
-                let detail = reason.isEmpty ? "declined" : "declined: \(reason)"
-                return try await self.commit(
-                    made,
-                    commit,
-                    request: Self.request(declined.handoff),
-                    ending: (ended, now, detail)
-                ) { state, succeeded in
-                    if !succeeded, let next = made.reservation {
-                        state.ledger.remove(next.id)
-                    }
-                    Self.reopen(id, in: &state, if: !succeeded)
+            return .applied((declined: declined, made: made), commit)
+        } write: { value, commit, now in
+            var ended = value.declined
+            ended.state = .declined
+            let detail = reason.isEmpty ? "declined" : "declined: \(reason)"
+            return try await self.commit(
+                value.made,
+                commit,
+                request: Self.request(value.declined.handoff),
+                ending: (ended, now, detail)
+            ) { state, succeeded in
+                if !succeeded, let next = value.made.reservation {
+                    state.ledger.remove(next.id)
                 }
+                Self.reopen(id, in: &state, if: !succeeded)
             }
         }
     }
