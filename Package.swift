@@ -69,6 +69,7 @@ let package = Package(
         .executable(name: "gate-evaluator-benchmark", targets: ["GateEvaluatorBenchmark"]),
         .executable(name: "router-benchmark", targets: ["RouterBenchmark"]),
         .executable(name: "metrics-benchmark", targets: ["MetricsBenchmark"]),
+        .executable(name: "soak-benchmark", targets: ["SoakBenchmark"]),
         .executable(name: "protoc-gen-baton", targets: ["protoc-gen-baton"]),
         .executable(name: "baton-fuzz", targets: ["BatonFuzz"]),
         .library(name: "BatonRPC", targets: ["BatonRPC"]),
@@ -144,6 +145,7 @@ let package = Package(
         benchmark("GateEvaluatorBenchmark", dependencies: ["GateEvaluatorKit"]),
         benchmark("RouterBenchmark", dependencies: ["RouterKit"]),
         benchmark("MetricsBenchmark", dependencies: ["MetricsCollectorKit"]),
+        benchmark("SoakBenchmark", dependencies: []),
 
         // Fuzz/: the libFuzzer harnesses (scripts/fuzz.sh builds them with the fuzzer); built as usual, they replay
         // files.

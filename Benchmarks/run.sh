@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds one benchmark in release mode, with the process it measures, and runs it. Run by hand, never by the tests;
 # each prints its figures beside a baseline measured in the same run (see Benchmarks/README.md).
-# Usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics [the benchmark's options, e.g. --calls 200000]
+# Usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics|soak [the benchmark's options, e.g. --calls 200000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
@@ -18,16 +18,23 @@ rpc)
     ;;
 gate-evaluator | router)
     scripts/install-deps.sh
-    swift build -c release --product "$name" --product "$name-benchmark"
+    swift build -c release --product "$name"
+    swift build -c release --product "$name-benchmark"
     exec ".build/release/$name-benchmark" "$@"
     ;;
 metrics)
     scripts/install-deps.sh
-    swift build -c release --product metrics-collector --product metrics-benchmark
+    swift build -c release --product metrics-collector
+    swift build -c release --product metrics-benchmark
     exec .build/release/metrics-benchmark "$@"
     ;;
+soak)
+    scripts/install-deps.sh
+    swift build -c release
+    exec .build/release/soak-benchmark "$@"
+    ;;
 *)
-    echo "usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics [options]" >&2
+    echo "usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics|soak [options]" >&2
     exit 2
     ;;
 esac

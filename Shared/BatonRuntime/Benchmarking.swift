@@ -69,6 +69,17 @@ public enum Benchmarking {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
+    /// The resident memory of process `pid` now, in MiB, from `/proc/<pid>/status`; nil when it cannot be read.
+    public static func residentMiB(of pid: Int32) -> Double? {
+        guard let status = try? TextFile.read("/proc/\(pid)/status"),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+        else {
+            return nil
+        }
+        return kilobytes / 1024
+    }
+
     /// Waits, up to 30 s, until the server behind `client` says SERVING: it answers Health while it still opens
     /// its stores, and its own methods only after.
     public static func waitUntilServing(_ client: RPCClient) async throws {
