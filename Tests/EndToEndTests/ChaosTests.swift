@@ -99,16 +99,7 @@ struct ChaosTests {
 
     @Test("router: 4 callers, 3 kills; every acknowledged decision is explained, no destination over its agents")
     func router() async throws {
-        try await RunningService.with(
-            "router",
-            prepare: { directory in
-                mkdir(directory.appending("config"), 0o755)
-                try SupervisorTests.write(
-                    RouterProcessTests.destinations,
-                    to: directory.appending("config/destinations.yaml")
-                )
-            }
-        ) { running in
+        try await RouterProcessTests.with { running in
             let client = RPCClient(socketPath: running.socket)
             let router = Baton_Routing_V1_Router.Client(client)
             let acknowledged = Counter()
