@@ -378,12 +378,19 @@ final class ClientCore {
         self.resumeAfterDrain()
     }
 
-    /// Opens a new connection when calls wait to be sent and none is open or opening.
+    /// Sends the calls that wait, on the connection that replaced a draining one: opens it when there is none yet.
     private func resumeAfterDrain() {
-        guard !self.closed, case .idle = self.connection, !self.unsent.isEmpty else {
+        guard !self.closed, !self.unsent.isEmpty else {
             return
         }
-        self.connect()
+        switch self.connection {
+        case .idle:
+            self.connect()
+        case .connecting:
+            break  // sent when the attempt succeeds
+        case .connected:
+            self.sendWaitingCalls()
+        }
     }
 
     private func failAll(_ error: RPCError) {

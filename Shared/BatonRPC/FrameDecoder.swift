@@ -42,6 +42,10 @@ public struct FrameDecoder: ByteToMessageDecoder {
         }
         buffer.moveReaderIndex(forwardBy: Wire.lengthPrefixSize)
         let body = buffer.readSlice(length: Int(length))!
+        if buffer.readableBytes == 0 {
+            // Between frames: ByteToMessageHandler may not call again with an empty buffer, so say so now.
+            self.watch?.holding(0)
+        }
         context.fireChannelRead(Self.wrapInboundOut(body))
         return .continue
     }

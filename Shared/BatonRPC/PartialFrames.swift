@@ -68,12 +68,17 @@ final class PartialFrames: Sendable {
 
 /// One connection's partial frame: reports it to the server's ``PartialFrames`` and closes the connection when it
 /// stalls. Lives on the connection's event loop.
+///
+/// The decoder reports after every read, so every report is progress, even one of the same size (a read that
+/// finished a frame and began the next). One timer per connection checks, when it fires, whether the last read is
+/// older than the timeout, and otherwise sets itself again for when it would be.
 final class PartialFrameWatch {
     private let frames: PartialFrames
     private let channel: any Channel
     private let logger: Logger
     private var held = 0
-    private var stall: Scheduled<Void>?
+    private var lastRead = NIODeadline.now()
+    private var check: Scheduled<Void>?
 
     init(frames: PartialFrames, channel: any Channel, logger: Logger) {
         self.frames = frames
@@ -83,27 +88,42 @@ final class PartialFrameWatch {
         channel.closeFuture.whenComplete { _ in frames.remove(id) }
     }
 
-    /// The decoder holds `bytes` of an unfinished frame (0: it is between frames).
+    /// A read has left the decoder holding `bytes` of an unfinished frame (0: it is between frames).
     func holding(_ bytes: Int) {
-        guard bytes != self.held else {
+        self.lastRead = .now()
+        if bytes != self.held {
+            self.held = bytes
+            let channel = self.channel
+            self.frames.update(ObjectIdentifier(channel), bytes: bytes) { channel.close(promise: nil) }
+        }
+        if bytes > 0 && self.check == nil {
+            self.scheduleCheck(at: self.lastRead + self.frames.timeout)
+        }
+    }
+
+    private func scheduleCheck(at deadline: NIODeadline) {
+        let this = NIOLoopBound(self, eventLoop: self.channel.eventLoop)
+        self.check = self.channel.eventLoop.scheduleTask(deadline: deadline) {
+            this.value.checkProgress()
+        }
+    }
+
+    private func checkProgress() {
+        self.check = nil
+        guard self.held > 0 else {
             return
         }
-        self.held = bytes
-        self.stall?.cancel()
-        self.stall = nil
-        let channel = self.channel
-        self.frames.update(ObjectIdentifier(channel), bytes: bytes) { channel.close(promise: nil) }
-        guard bytes > 0 else {
-            return
+        let due = self.lastRead + self.frames.timeout
+        guard NIODeadline.now() >= due else {
+            return self.scheduleCheck(at: due)
         }
-        let logger = self.logger
-        let timeout = self.frames.timeout
-        self.stall = channel.eventLoop.scheduleTask(in: timeout) {
-            logger.warning(
-                "closing a connection: its partial frame made no progress",
-                metadata: ["baton.partial_bytes": "\(bytes)", "baton.timeout_ms": "\(timeout.nanoseconds / 1_000_000)"]
-            )
-            channel.close(promise: nil)
-        }
+        self.logger.warning(
+            "closing a connection: its partial frame made no progress",
+            metadata: [
+                "baton.partial_bytes": "\(self.held)",
+                "baton.timeout_ms": "\(self.frames.timeout.nanoseconds / 1_000_000)",
+            ]
+        )
+        self.channel.close(promise: nil)
     }
 }

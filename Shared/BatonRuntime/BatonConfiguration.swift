@@ -23,6 +23,9 @@ public struct BatonConfiguration: Sendable, Equatable {
     public var logLevel: Logger.Level
     /// The group whose members may connect too (`BATON_SOCKET_GROUP`), by name and id.
     public var socketGroup: SocketGroup?
+    /// How long a connection's unfinished frame may go without a byte (`BATON_STALLED_FRAME_TIMEOUT`, seconds,
+    /// default 10).
+    public var stalledFrameTimeout: Duration = .seconds(10)
 
     /// A group named by `BATON_SOCKET_GROUP`, resolved to its id.
     public struct SocketGroup: Sendable, Equatable {
@@ -90,7 +93,7 @@ public struct BatonConfiguration: Sendable, Equatable {
             }
             socketGroup = SocketGroup(name: name, id: entry.pointee.gr_gid)
         }
-        let configuration = Self(
+        var configuration = Self(
             processName: processName,
             runDirectory: runDirectory,
             dataDirectory: dataDirectory,
@@ -98,6 +101,14 @@ public struct BatonConfiguration: Sendable, Equatable {
             logLevel: logLevel,
             socketGroup: socketGroup
         )
+        if let text = environment["BATON_STALLED_FRAME_TIMEOUT"] {
+            guard let seconds = Double(text), seconds > 0, seconds <= 3600 else {
+                throw ConfigurationError(
+                    "BATON_STALLED_FRAME_TIMEOUT '\(text)' is not a timeout; expected seconds above 0, at most 3600"
+                )
+            }
+            configuration.stalledFrameTimeout = .milliseconds(Int64(seconds * 1000))
+        }
         let socket = configuration.socketPath
         guard socket.utf8.count <= 107 else {
             throw ConfigurationError(

@@ -73,7 +73,8 @@ public struct BatonProcess: Sendable {
         let server = RPCServer(
             configuration: RPCServer.Configuration(
                 socketPath: self.configuration.socketPath,
-                socketGroup: self.configuration.socketGroup?.id
+                socketGroup: self.configuration.socketGroup?.id,
+                stalledFrameTimeout: self.configuration.stalledFrameTimeout
             ),
             methods: methods,
             logger: self.logger

@@ -46,6 +46,31 @@ struct PartialFrameTests {
         }
     }
 
+    @Test("a connection that finished its partial frame and goes on sending whole frames is not taken for stalled")
+    func finishedFrameIsProgress() async throws {
+        let recorder = LogRecorder()
+        let stallAfterHalfASecond: (inout RPCServer.Configuration) -> Void = {
+            $0.stalledFrameTimeout = .milliseconds(500)
+        }
+        try await withEchoServer(recorder: recorder, configure: stallAfterHalfASecond) { socket, _, _ in
+            let connection = try await RawConnection.connect(to: socket)
+            let bytes = try Self.bigRequest(1, size: 10_000)
+            try await connection.send(Array(bytes.prefix(5_000)))
+            try await Task.sleep(for: .milliseconds(100))
+            try await connection.send(Array(bytes.dropFirst(5_000)))
+            #expect(try await connection.nextFrame()?.callID == 1)
+            // Whole frames only from here, each read ending between frames, for three times the timeout.
+            for id in UInt64(2)...16 {
+                try await Task.sleep(for: .milliseconds(100))
+                try await connection.send(try Self.bigRequest(id, size: 10))
+                let reply = try #require(try await connection.nextFrame(), "the connection was closed at call \(id)")
+                #expect(reply.callID == id)
+            }
+            #expect(!recorder.messages(at: .warning).contains { $0.contains("made no progress") })
+            await connection.close()
+        }
+    }
+
     @Test("past the limit of all partial frames, the connection holding the most is closed; the others finish")
     func partialFramesAreBounded() async throws {
         let recorder = LogRecorder()
