@@ -25,6 +25,31 @@ struct BatonConfigurationTests {
         #expect(configuration.socketGroup == nil)
     }
 
+    @Test("BATON_STALLED_FRAME_TIMEOUT sets the stalled-frame timeout in seconds; a bad one is refused, naming it")
+    func stalledFrameTimeout() throws {
+        let configured = try BatonConfiguration.resolve(
+            processName: "router",
+            options: self.options([]),
+            environment: ["BATON_STALLED_FRAME_TIMEOUT": "2.5"]
+        )
+        #expect(configured.stalledFrameTimeout == .milliseconds(2_500))
+        let standard = try BatonConfiguration.resolve(
+            processName: "router",
+            options: self.options([]),
+            environment: [:]
+        )
+        #expect(standard.stalledFrameTimeout == .seconds(10))
+        for bad in ["0", "soon", "-1", "7200"] {
+            #expect(throws: ConfigurationError.self) {
+                try BatonConfiguration.resolve(
+                    processName: "router",
+                    options: self.options([]),
+                    environment: ["BATON_STALLED_FRAME_TIMEOUT": bad]
+                )
+            }
+        }
+    }
+
     @Test("the configuration directory comes from --config-dir, else BATON_CONFIG_DIR; an empty one is refused")
     func configDirectory() throws {
         let fromEnvironment = try BatonConfiguration.resolve(
