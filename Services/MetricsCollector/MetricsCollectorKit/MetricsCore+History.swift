@@ -54,11 +54,13 @@ extension MetricsCore {
         try await withCheckedThrowingContinuation { (snapshot: CheckedContinuation<Void, any Error>) in
             self.store.pool.asyncRead { database in
                 var history: [String: Timeline] = [:]
+                var snapshotTaken = false
                 do {
                     let db = try database.get()
                     // The first read fixes the transaction's snapshot: from here on, a commit is either in it or
                     // merged live, never both.
                     _ = try Int.fetchOne(db, sql: "SELECT 1 FROM events LIMIT 1")
+                    snapshotTaken = true
                     snapshot.resume()
                     let rows = try Row.fetchCursor(db, sql: "SELECT handoff_id, event_id, body FROM events")
                     while let row = try rows.next() {
@@ -71,6 +73,9 @@ extension MetricsCore {
                         metadata: ["baton.error": "\(error)"]
                     )
                     self.loaded.open(.failure(RPCError.unavailable("the stored events could not be read; see the log")))
+                    if !snapshotTaken {
+                        snapshot.resume(throwing: error)  // the process refuses to start, saying why
+                    }
                     return
                 }
                 let events = history.values.reduce(0) { $0 + $1.events }
