@@ -116,9 +116,12 @@ struct ServingProcess: Service {
             try? await self.server.run()
             throw error
         }
-        // A signal during preparation has already asked the group to shut down: then `run` drains at once.
-        self.server.health.setStatus(.serving)
-        self.logger.info("serving", metadata: ["baton.pid": "\(getpid())"])
+        // A signal during preparation has already asked the group to shut down: then `run` drains at once, and the
+        // process never says SERVING.
+        if !Task.isShuttingDownGracefully {
+            self.server.health.setStatus(.serving)
+            self.logger.info("serving", metadata: ["baton.pid": "\(getpid())"])
+        }
         try await self.server.run()
     }
 }
