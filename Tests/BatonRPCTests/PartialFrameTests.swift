@@ -49,10 +49,9 @@ struct PartialFrameTests {
     @Test("a connection that finished its partial frame and goes on sending whole frames is not taken for stalled")
     func finishedFrameIsProgress() async throws {
         let recorder = LogRecorder()
-        let stallAfterHalfASecond: (inout RPCServer.Configuration) -> Void = {
-            $0.stalledFrameTimeout = .milliseconds(500)
-        }
-        try await withEchoServer(recorder: recorder, configure: stallAfterHalfASecond) { socket, _, _ in
+        // A second, ten times the pauses below, so that a loaded machine does not make a pause look like a stall.
+        let stallAfterASecond: (inout RPCServer.Configuration) -> Void = { $0.stalledFrameTimeout = .seconds(1) }
+        try await withEchoServer(recorder: recorder, configure: stallAfterASecond) { socket, _, _ in
             let connection = try await RawConnection.connect(to: socket)
             let bytes = try Self.bigRequest(1, size: 10_000)
             try await connection.send(Array(bytes.prefix(5_000)))
@@ -60,7 +59,7 @@ struct PartialFrameTests {
             try await connection.send(Array(bytes.dropFirst(5_000)))
             #expect(try await connection.nextFrame()?.callID == 1)
             // Whole frames only from here, each read ending between frames, for three times the timeout.
-            for id in UInt64(2)...16 {
+            for id in UInt64(2)...31 {
                 try await Task.sleep(for: .milliseconds(100))
                 try await connection.send(try Self.bigRequest(id, size: 10))
                 let reply = try #require(try await connection.nextFrame(), "the connection was closed at call \(id)")
