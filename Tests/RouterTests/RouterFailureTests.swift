@@ -65,19 +65,30 @@ struct RouterFailureTests {
         return (destination.heldReservations, destination.acceptedReservations)
     }
 
+    /// Routes handoff h-1 while the store's write lock is held, then routes it again while the first Route waits
+    /// for its write, and lets the store go on with `release`: the two Routes' outcomes.
+    func routeTwiceWhileCommitting(
+        _ core: RouterCore,
+        _ blocker: StoreBlocker,
+        release: () throws -> Void
+    ) async throws -> [Task<Baton_Routing_V1_RouteReply, any Error>] {
+        try blocker.hold()
+        let first = Task { try await core.route(routeRequest("h-1")).reply }
+        #expect(await eventually { self.held(core).held == 1 }, "the first Route reserved, and waits for its write")
+        let second = Task { try await core.route(routeRequest("h-1")).reply }
+        try await Task.sleep(for: .milliseconds(50))
+        try release()
+        return [first, second]
+    }
+
     @Test("a repeated Route while the first is committing waits for it and answers the same decision, attempt 1")
     func repeatedRouteWaits() async throws {
         let harness = try Harness()
         defer { harness.directory.remove() }
         let core = try harness.open()
         let blocker = try StoreBlocker(harness.directory.appending("router.sqlite"))
-        try blocker.hold()
-        let first = Task { try await core.route(routeRequest("h-1")).reply }
-        #expect(await eventually { self.held(core).held == 1 }, "the first Route reserved, and waits for its write")
-        let second = Task { try await core.route(routeRequest("h-1")).reply }
-        try await Task.sleep(for: .milliseconds(50))
-        try blocker.release()
-        let (a, b) = (try await first.value, try await second.value)
+        let routes = try await self.routeTwiceWhileCommitting(core, blocker) { try blocker.release() }
+        let (a, b) = (try await routes[0].value, try await routes[1].value)
         #expect(a.attempt == 1 && b == a, "the repeat answers exactly what the first stored")
         #expect(try await core.explain("h-1").decisions.count == 1)
     }
@@ -88,13 +99,10 @@ struct RouterFailureTests {
         defer { harness.directory.remove() }
         let core = try harness.open()
         let blocker = try StoreBlocker(harness.directory.appending("router.sqlite"))
-        try blocker.hold()
-        let first = Task { try await core.route(routeRequest("h-1")).reply }
-        #expect(await eventually { self.held(core).held == 1 })
-        let second = Task { try await core.route(routeRequest("h-1")).reply }
-        try await Task.sleep(for: .milliseconds(50))
-        try blocker.release(breaking: ["decisions"])
-        for task in [first, second] {
+        let routes = try await self.routeTwiceWhileCommitting(core, blocker) {
+            try blocker.release(breaking: ["decisions"])
+        }
+        for task in routes {
             let error = await #expect(throws: RPCError.self) { try await task.value }
             #expect(error?.code == .unavailable)
             #expect(error?.message.contains("fire") == false, "the store's own message stays in the log")
