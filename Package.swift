@@ -201,6 +201,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ContextAssemblerTests",
+            dependencies: ["ContextAssemblerKit", "BatonProto"],
+            path: "Tests/ContextAssemblerTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SupervisorTests",
             dependencies: ["SupervisorKit", "BatonProto", "BatonRuntime", "BatonTestKit", logging, nioPosix],
             path: "Tests/SupervisorTests",
@@ -216,7 +222,11 @@ let package = Package(
 )
 
 // Services/: one library and one executable per process.
-package.targets += service("ContextAssembler", process: "context-assembler", dependencies: [])
+package.targets += service(
+    "ContextAssembler",
+    process: "context-assembler",
+    dependencies: ["BatonStore", grdb, lifecycle, protobuf]
+)
 package.targets += service(
     "GateEvaluator",
     process: "gate-evaluator",

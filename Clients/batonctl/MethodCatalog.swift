@@ -13,7 +13,7 @@ enum MethodCatalog {
         "gate-evaluator": [Baton_Gates_V1_GateEvaluator.info],
         "router": [Baton_Routing_V1_Router.info],
         "metrics-collector": [Baton_Metrics_V1_MetricsCollector.info],
-        "context-assembler": [],
+        "context-assembler": [Baton_Context_V1_ContextAssembler.info],
     ]
 
     /// The methods `process` serves; every Baton process serves at least Health.

@@ -513,15 +513,15 @@ public nonisolated struct Baton_Gates_V1_ReloadReply: Sendable {
 fileprivate nonisolated let _protobuf_package = "baton.gates.v1"
 
 nonisolated extension Baton_Gates_V1_EventKind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EVENT_KIND_UNSPECIFIED\0\u{1}CALLER_TURN\0\u{1}AI_TURN\0\u{1}SLOT_CAPTURED\0\u{1}INTENT_DETECTED\0\u{1}STEP_REACHED\0\u{1}AI_ESCALATION\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EVENT_KIND_UNSPECIFIED\0\u{1}EVENT_KIND_CALLER_TURN\0\u{1}EVENT_KIND_AI_TURN\0\u{1}EVENT_KIND_SLOT_CAPTURED\0\u{1}EVENT_KIND_INTENT_DETECTED\0\u{1}EVENT_KIND_STEP_REACHED\0\u{1}EVENT_KIND_AI_ESCALATION\0")
 }
 
 nonisolated extension Baton_Gates_V1_Outcome: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}CONTINUE\0\u{1}HANDOFF\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OUTCOME_UNSPECIFIED\0\u{1}OUTCOME_CONTINUE\0\u{1}OUTCOME_HANDOFF\0")
 }
 
 nonisolated extension Baton_Gates_V1_Priority: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PRIORITY_UNSPECIFIED\0\u{1}LOW\0\u{1}NORMAL\0\u{1}HIGH\0\u{1}URGENT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PRIORITY_UNSPECIFIED\0\u{1}PRIORITY_LOW\0\u{1}PRIORITY_NORMAL\0\u{1}PRIORITY_HIGH\0\u{1}PRIORITY_URGENT\0")
 }
 
 nonisolated extension Baton_Gates_V1_SlotValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -1,0 +1,403 @@
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import BatonTestKit
+import Foundation
+import SwiftProtobuf
+import Synchronization
+import Testing
+
+/// Collects what a stream sends, in a task of its own, until cancelled.
+final class Collected<Update: SwiftProtobuf.Message>: Sendable {
+    private final class Storage: Sendable {
+        let updates = Mutex<[Update]>([])
+    }
+    private let storage = Storage()
+    private let task: Task<Void, Never>
+
+    init(_ stream: RPCResponseStream<Update>) {
+        let storage = self.storage
+        self.task = Task {
+            do {
+                for try await update in stream {
+                    storage.updates.withLock { $0.append(update) }
+                }
+            } catch {}
+        }
+    }
+
+    var all: [Update] { self.storage.updates.withLock { $0 } }
+
+    /// Waits until an update satisfies `condition`, and returns it.
+    func first(within timeout: Duration = .seconds(10), where condition: (Update) -> Bool) async -> Update? {
+        _ = await eventually(within: timeout) { self.all.contains(where: condition) }
+        return self.all.first(where: condition)
+    }
+
+    func cancel() {
+        self.task.cancel()
+    }
+}
+
+@Suite("Context assembler, with the four processes over their sockets", .serialized)
+struct ContextAssemblerProcessTests {
+    @Test(
+        "a billing call's payment intent hands off to a PCI desk with the brief; the desk sees it, acks it; the collector counts a handoff"
+    )
+    func wholePath() async throws {
+        try await BatonHarness.with { baton in
+            let desk = Collected(
+                try baton.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = "desk-a"
+                        $0.agentID = "agent-1"
+                    }
+                )
+            )
+            defer { desk.cancel() }
+            try await baton.verifiedCaller("call-1")
+            let reply = try await baton.paymentIntent("call-1")
+            #expect(reply.outcome == .handoff)
+            let plan = reply.plan
+            #expect(plan.outcome == .transfer && plan.destinationID == "desk-a" && plan.gateID == "take-payment")
+            #expect(plan.category == "payment" && !plan.undesigned && plan.attempt == 1)
+            #expect(plan.transferAddress == "sip:desk-a@pbx.test")
+            let token = try #require(plan.sipHeaders["X-Baton-Handoff"])
+            #expect(token.count == 32 && token == plan.brief.token)
+            let brief = plan.brief
+            #expect(
+                brief.callerName == "Jane Doe" && brief.verified && brief.verificationMethod == "knowledge_questions"
+            )
+            #expect(brief.facts.prefix(3).map(\.slot) == ["identity.name", "account.id", "card.last4"])
+            #expect(brief.facts.allSatisfy(\.declared) && brief.missing.isEmpty && brief.revision == 1)
+            #expect(brief.phoneMasked == "+353 ••• ••• 567" && brief.intents == ["make_payment"])
+            #expect(brief.keyTurns.contains { $0.text == "My card is [card ending 1111], CVV [security code removed]" })
+            #expect(plan.callerText.contains("who can already see your name, your account, the card you're using"))
+            #expect(plan.whisper.hasPrefix("Jane Doe, verified by knowledge_questions, account AC-1234-5678"))
+
+            let delivered = await desk.first { $0.kind == .new }
+            #expect(delivered?.brief == brief)
+
+            // A retry of the same event answers the first reply, and no second handoff.
+            let again = try await baton.paymentIntent("call-1")
+            #expect(again.duplicate && again.plan == plan)
+
+            let byToken = try await baton.assembler.getBrief(.with { $0.token = token })
+            #expect(byToken == brief)
+            let unknown = await #expect(throws: RPCError.self) {
+                try await baton.assembler.getBrief(.with { $0.token = String(repeating: "0", count: 32) })
+            }
+            #expect(unknown?.code == .notFound && unknown?.message == "no brief has that token")
+
+            let shown = Int64(Date().timeIntervalSince1970 * 1000)
+            let acked = try await baton.assembler.ackBrief(
+                .with {
+                    $0.handoffID = plan.handoffID
+                    $0.revision = 1
+                    $0.agentID = "agent-1"
+                    $0.displayedAtUnixMs = shown
+                }
+            )
+            #expect(acked.displayedAtUnixMs == shown)
+            for kind in [Baton_Context_V1_ReportTransferRequest.Kind.transferStarted, .humanConnected, .humanGreeted] {
+                _ = try await baton.assembler.reportTransfer(
+                    .with {
+                        $0.handoffID = plan.handoffID
+                        $0.kind = kind
+                    }
+                )
+            }
+            let handoff = try await baton.assembler.getCall(.with { $0.callID = "call-1" }).handoffs
+            #expect(handoff.map(\.state) == [.greeted])
+
+            // The outbox reaches the collector, which classifies it.
+            var classified = Baton_Metrics_V1_Handoff()
+            let counted = try await eventually {
+                guard let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = plan.handoffID }) else {
+                    return false
+                }
+                classified = found
+                return found.classification == .handoff
+            }
+            #expect(counted, "the collector has \(classified)")
+            #expect(classified.attributes.destination == "desk-a" && classified.attributes.gate == "take-payment")
+
+            _ = try await baton.assembler.closeCall(.with { $0.callID = "call-1" })
+            let explained = try await baton.router.explain(.with { $0.handoffID = plan.handoffID })
+            #expect(explained.reservations.map(\.state) == [.released])
+
+            // No file any process wrote holds the digits of the card the caller spoke.
+            await baton.stopProcesses()
+            for file in try Self.files(under: baton.directory.path) {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+                for digits in ["4111111111111111", "4111 1111 1111 1111", "CVV 737"] {
+                    #expect(bytes.range(of: Data(digits.utf8)) == nil, "\(file) holds \(digits)")
+                }
+            }
+        }
+    }
+
+    @Test("an AI escalation outside every gate is an undesigned handoff, which the collector counts as a failover")
+    func undesignedEscalation() async throws {
+        try await BatonHarness.with { baton in
+            _ = try await baton.open("call-2")
+            _ = try await baton.record("call-2", "e1", .callerTurn(.with { $0.text = "This is ridiculous" }))
+            let reply = try await baton.record("call-2", "e2", .aiEscalation(.with { $0.reason = "caller is upset" }))
+            #expect(reply.outcome == .handoff && reply.plan.undesigned && reply.plan.gateID.isEmpty)
+            #expect(reply.plan.category == "ai_escalation" && reply.plan.outcome == .transfer)
+            let counted = try await eventually {
+                let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = reply.plan.handoffID })
+                return found?.reasons.contains { $0.reason == .undesigned } == true
+            }
+            #expect(counted)
+        }
+    }
+
+    @Test("a decline moves the brief from desk A to desk B, and WatchCall tells the AI the new plan")
+    func declineReroutes() async throws {
+        try await BatonHarness.with { baton in
+            let deskA = Collected(
+                try baton.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = "desk-a"
+                        $0.agentID = "a"
+                    }
+                )
+            )
+            let deskB = Collected(
+                try baton.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = "desk-b"
+                        $0.agentID = "b"
+                    }
+                )
+            )
+            defer {
+                deskA.cancel()
+                deskB.cancel()
+            }
+            try await baton.verifiedCaller("call-3")
+            let ai = Collected(try baton.assembler.watchCall(.with { $0.callID = "call-3" }))
+            defer { ai.cancel() }
+            let plan = try await baton.paymentIntent("call-3").plan
+            #expect(plan.destinationID == "desk-a")
+            let declined = try await baton.assembler.decline(
+                .with {
+                    $0.handoffID = plan.handoffID
+                    $0.agentID = "a"
+                    $0.reason = "on another call"
+                }
+            )
+            #expect(declined.plan.destinationID == "desk-b" && declined.plan.attempt == 2)
+            #expect(declined.plan.brief.revision == 2 && declined.plan.brief.changed == ["destination"])
+            let withdrawn = await deskA.first { $0.kind == .withdrawn }
+            #expect(withdrawn?.reason == .rerouted && withdrawn?.brief.handoffID == plan.handoffID)
+            let arrived = await deskB.first { $0.kind == .new }
+            #expect(arrived?.brief.handoffID == plan.handoffID && arrived?.brief.destinationID == "desk-b")
+            let told = await ai.first { $0.kind == .planChanged }
+            #expect(told?.handoff.plan.destinationID == "desk-b")
+            #expect(told?.handoff.plan.transferAddress == "sip:desk-b@partner.test")
+        }
+    }
+
+    @Test("restating the account number after the handoff is one caller_repeated; a fact the brief lacked is none")
+    func repeats() async throws {
+        try await BatonHarness.with { baton in
+            try await baton.verifiedCaller("call-4")
+            let plan = try await baton.paymentIntent("call-4").plan
+            let first = try await baton.record(
+                "call-4",
+                "e8",
+                .callerTurn(.with { $0.text = "my postcode is D02 X285, if that helps" })
+            )
+            #expect(first.repeatedSlots.isEmpty)
+            let second = try await baton.record(
+                "call-4",
+                "e9",
+                .callerTurn(.with { $0.text = "again, my account number is A C 1234 5678" })
+            )
+            #expect(second.repeatedSlots == ["account.id"])
+            let counted = try await eventually {
+                let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = plan.handoffID })
+                return found?.repeatedSlots == ["account.id"]
+            }
+            #expect(counted)
+            // A new fact while the transfer rings makes revision 2, which says what changed.
+            _ = try await baton.record(
+                "call-4",
+                "e10",
+                .slotCaptured(
+                    .with {
+                        $0.name = "refund_amount"
+                        $0.value = "20"
+                    }
+                )
+            )
+            let brief = try await baton.assembler.getBrief(.with { $0.handoffID = plan.handoffID })
+            #expect(brief.revision == 2 && brief.changed == ["facts.refund_amount"])
+        }
+    }
+
+    @Test("after a hand back the AI continues, and the payment gate does not fire again")
+    func handBack() async throws {
+        try await BatonHarness.with { baton in
+            try await baton.verifiedCaller("call-5")
+            let plan = try await baton.paymentIntent("call-5").plan
+            let ai = Collected(try baton.assembler.watchCall(.with { $0.callID = "call-5" }))
+            defer { ai.cancel() }
+            let back = try await baton.assembler.handBack(
+                .with {
+                    $0.handoffID = plan.handoffID
+                    $0.outcome = .done
+                    $0.notes = "payment taken"
+                    $0.slots = ["payment.status": "taken"]
+                }
+            )
+            #expect(back.state == .handedBack)
+            #expect(await ai.first { $0.kind == .handedBack } != nil)
+            let next = try await baton.record("call-5", "e8", .intentDetected(.with { $0.intent = "update_card" }))
+            #expect(next.outcome == .continue)
+            let call = try await baton.assembler.getCall(.with { $0.callID = "call-5" })
+            #expect(call.events.contains { $0.event.slotCaptured.name == "payment.status" })
+        }
+    }
+
+    @Test("bad requests get INVALID_ARGUMENT, NOT_FOUND or ALREADY_EXISTS naming the field or value")
+    func errors() async throws {
+        try await BatonHarness.with { baton in
+            func code(_ body: () async throws -> Void) async -> RPCError? {
+                await #expect(throws: RPCError.self) { try await body() }
+            }
+            let unknown = await code { _ = try await baton.open("c", workflow: "nope") }
+            #expect(unknown?.code == .notFound && unknown?.message.contains("billing-support") == true)
+            _ = try await baton.open("c")
+            _ = try await baton.open("c")  // the same values again: fine
+            let other = await code {
+                _ = try await baton.assembler.openCall(
+                    .with {
+                        $0.callID = "c"
+                        $0.workflowID = "general"
+                    }
+                )
+            }
+            #expect(other?.code == .alreadyExists)
+            let noCall = await code { _ = try await baton.record("ghost", "e1", .aiTurn(.with { $0.text = "hi" })) }
+            #expect(noCall?.code == .invalidArgument && noCall?.message.contains("ghost") == true)
+            let noKind = await code {
+                _ = try await baton.assembler.record(
+                    .with {
+                        $0.event = .with {
+                            $0.callID = "c"
+                            $0.eventID = "x"
+                        }
+                    }
+                )
+            }
+            #expect(noKind?.message.contains("event has no kind") == true)
+            let future = await code {
+                _ = try await baton.assembler.record(
+                    .with {
+                        $0.event = .with {
+                            $0.callID = "c"
+                            $0.eventID = "x"
+                            $0.atUnixMs = Int64(Date().timeIntervalSince1970 * 1000) + 7_200_000
+                            $0.aiTurn = .with { $0.text = "hi" }
+                        }
+                    }
+                )
+            }
+            #expect(future?.message.contains("event.at_unix_ms") == true)
+            let long = await code {
+                _ = try await baton.record(
+                    "c",
+                    "x",
+                    .callerTurn(.with { $0.text = String(repeating: "a", count: 5000) })
+                )
+            }
+            #expect(long?.message.contains("event.caller_turn.text is 5000 characters") == true)
+            let emptyID = await code { _ = try await baton.record("c", "", .aiTurn(.with { $0.text = "hi" })) }
+            #expect(emptyID?.message.contains("event.event_id is empty") == true)
+            // An undeclared slot is accepted and marked so in the brief.
+            _ = try await baton.record(
+                "c",
+                "s1",
+                .slotCaptured(
+                    .with {
+                        $0.name = "caller.mood"
+                        $0.value = "calm"
+                    }
+                )
+            )
+            let plan = try await baton.paymentIntent("c").plan
+            #expect(plan.brief.facts.first { $0.slot == "caller.mood" }?.declared == false)
+            #expect(plan.brief.missing == ["identity.name", "account.id", "card.last4"])
+            let badRevision = await code {
+                _ = try await baton.assembler.ackBrief(
+                    .with {
+                        $0.handoffID = plan.handoffID
+                        $0.revision = 9
+                        $0.agentID = "a"
+                    }
+                )
+            }
+            #expect(badRevision?.message.contains("revision 9 was never sent") == true)
+            _ = try await baton.assembler.closeCall(.with { $0.callID = "c" })
+            let closed = await code { _ = try await baton.record("c", "late", .aiTurn(.with { $0.text = "bye" })) }
+            #expect(closed?.message.contains("is closed") == true)
+        }
+    }
+
+    @Test("with the gate-evaluator down Record answers UNAVAILABLE with nothing applied; the same event works later")
+    func dependencyDown() async throws {
+        try await BatonHarness.with(assemblerArguments: ["--dependency-timeout", "0.5"]) { baton in
+            try await baton.verifiedCaller("call-6")
+            await baton.kill("gate-evaluator")
+            let down = await #expect(throws: RPCError.self) { try await baton.paymentIntent("call-6") }
+            #expect(down?.code == .unavailable && down?.message.contains("the gate-evaluator") == true)
+            try await baton.start("gate-evaluator")
+            let reply = try await baton.paymentIntent("call-6")
+            #expect(reply.outcome == .handoff && !reply.duplicate)
+        }
+    }
+
+    @Test("kill -9 of the assembler loses no acknowledged event, and a desk that reconnects gets the open brief again")
+    func assemblerCrash() async throws {
+        try await BatonHarness.with { baton in
+            try await baton.verifiedCaller("call-7")
+            let plan = try await baton.paymentIntent("call-7").plan
+            await baton.kill("context-assembler")
+            try await baton.start("context-assembler")
+            let desk = Collected(
+                try baton.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = "desk-a"
+                        $0.agentID = "a"
+                    }
+                )
+            )
+            defer { desk.cancel() }
+            let offered = await desk.first { $0.kind == .open }
+            #expect(offered?.brief == plan.brief)
+            let call = try await baton.assembler.getCall(.with { $0.callID = "call-7" })
+            #expect(call.events.map(\.event.eventID) == ["e1", "e2", "e3", "e4", "e5", "e6", "e7"])
+            let again = try await baton.paymentIntent("call-7")
+            #expect(again.duplicate && again.plan == plan)
+            // The call's context came back: a repeat is still detected against the brief.
+            let turn = try await baton.record("call-7", "e8", .callerTurn(.with { $0.text = "I'm Jane Doe" }))
+            #expect(turn.repeatedSlots == ["identity.name"])
+        }
+    }
+
+    static func files(under path: String) throws -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: path)
+        var files: [String] = []
+        while let name = enumerator?.nextObject() as? String {
+            let full = path + "/" + name
+            let type = try FileManager.default.attributesOfItem(atPath: full)[.type] as? FileAttributeType
+            if type == .typeRegular {
+                files.append(full)
+            }
+        }
+        return files
+    }
+}
