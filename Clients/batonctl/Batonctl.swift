@@ -18,7 +18,7 @@ struct Batonctl: AsyncParsableCommand {
             "Control and inspect a running Baton: its processes (through the supervisor), their health, and the handoff figures.",
         subcommands: [
             Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self, Report.self, Metrics.self,
-            Call.self,
+            Call.self, Calls.self, BriefCommand.self,
         ]
     )
 }

@@ -235,6 +235,25 @@ struct ContextAssemblerProcessTests {
             )
             let brief = try await baton.assembler.getBrief(.with { $0.handoffID = plan.handoffID })
             #expect(brief.revision == 2 && brief.changed == ["facts.refund_amount"])
+
+            // batonctl shows the open call and the brief as a person reads it.
+            let batonctl = ServiceProcess.productsDirectory + "/batonctl"
+            let calls = try await ServiceProcess.run(path: batonctl, arguments: ["calls"], in: baton.directory)
+            #expect(calls.status == 0 && calls.output.contains("call-4") && calls.output.contains(plan.handoffID))
+            let shown = try await ServiceProcess.run(
+                path: batonctl,
+                arguments: ["brief", plan.handoffID],
+                in: baton.directory
+            )
+            #expect(shown.status == 0 && shown.output.contains("account.id: AC-1234-5678 (confirmed)"))
+            #expect(shown.output.contains("Jane Doe, verified by knowledge_questions"))
+            #expect(shown.output.contains("changed in this revision: facts.refund_amount"))
+            let missing = try await ServiceProcess.run(
+                path: batonctl,
+                arguments: ["brief", "nope"],
+                in: baton.directory
+            )
+            #expect(missing.status == 1 && missing.output.contains("no handoff 'nope'"))
         }
     }
 
