@@ -407,6 +407,138 @@ struct ContextAssemblerProcessTests {
         }
     }
 
+    @Test(
+        "kill -9 of each of the four processes during a stream of calls: no acknowledged event lost or doubled, every timeline event counted once, every open brief offered again"
+    )
+    func killEachProcess() async throws {
+        try await BatonHarness.with { baton in
+            let calls = (1...12).map { "chaos-\($0)" }
+            let acknowledged = Counter()
+            /// Records until acknowledged, retrying the same event id as an AI would while a process restarts.
+            @Sendable func persist(
+                _ call: String,
+                _ id: String,
+                _ kind: Baton_Context_V1_Event.OneOf_Kind
+            ) async throws
+                -> Baton_Context_V1_RecordReply
+            {
+                let clock = ContinuousClock()
+                let end = clock.now + .seconds(60)
+                while true {
+                    do {
+                        let reply = try await baton.record(call, id, kind)
+                        acknowledged.increment()
+                        return reply
+                    } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+                        guard clock.now < end else {
+                            throw error
+                        }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                }
+            }
+            let events: [(String, Baton_Context_V1_Event.OneOf_Kind)] = [
+                ("e1", .callerTurn(.with { $0.text = "I want to pay my bill" })),
+                (
+                    "e2",
+                    .slotCaptured(
+                        .with {
+                            $0.name = "identity.name"
+                            $0.value = "Jane Doe"
+                        }
+                    )
+                ),
+                ("e3", .aiTurn(.with { $0.text = "Thanks Jane" })),
+                (
+                    "e4",
+                    .slotCaptured(
+                        .with {
+                            $0.name = "account.id"
+                            $0.value = "AC-99"
+                        }
+                    )
+                ),
+                ("e5", .identityVerified(.with { $0.method = "otp" })),
+                ("e6", .callerTurn(.with { $0.text = "I'd like to pay now" })),
+                ("e7", .intentDetected(.with { $0.intent = "make_payment" })),
+                ("e8", .callerTurn(.with { $0.text = "is that ok" })),
+            ]
+            let plans = try await withThrowingTaskGroup(of: (String, String).self) { group in
+                group.addTask {
+                    for (threshold, name) in zip([8, 24, 40, 56], BatonHarness.processes) {
+                        _ = await eventually(within: .seconds(30)) { acknowledged.value >= threshold }
+                        await baton.kill(name)
+                        try await baton.start(name)
+                    }
+                    return ("", "")
+                }
+                for call in calls {
+                    group.addTask {
+                        try await Self.openPersistently(baton, call)
+                        var handoff = ""
+                        for (id, kind) in events {
+                            let reply = try await persist(call, id, kind)
+                            if reply.outcome == .handoff {
+                                handoff = reply.plan.handoffID
+                            }
+                            try await Task.sleep(for: .milliseconds(15))
+                        }
+                        return (call, handoff)
+                    }
+                }
+                var plans: [String: String] = [:]
+                for try await (call, handoff) in group where !call.isEmpty {
+                    plans[call] = handoff
+                }
+                return plans
+            }
+            for call in calls {
+                let stored = try await baton.assembler.getCall(.with { $0.callID = call })
+                #expect(stored.events.map(\.event.eventID) == events.map(\.0), "\(call)")
+                #expect(stored.handoffs.map(\.handoffID) == [plans[call] ?? "?"], "\(call)")
+            }
+            // Every handoff's timeline reaches the collector exactly once: gate_fired, brief_ready, routed.
+            for handoff in plans.values {
+                let complete = try await eventually(within: .seconds(20)) {
+                    let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = handoff })
+                    return found?.events == 3
+                }
+                let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = handoff })
+                #expect(complete, "\(handoff): \(String(describing: found?.timeline.map(\.kind)))")
+                #expect(found.map { Set($0.timeline.map(\.kind)) } == [.gateFired, .briefReady, .routed])
+            }
+            // A desk that connects after one more crash gets every open brief.
+            await baton.kill("context-assembler")
+            try await baton.start("context-assembler")
+            var offered: Set<String> = []
+            for destination in ["desk-a", "desk-b"] {
+                let desk = Collected(
+                    try baton.assembler.watchBriefs(
+                        .with {
+                            $0.destinationID = destination
+                            $0.agentID = "x"
+                        }
+                    )
+                )
+                _ = await eventually(within: .seconds(2)) { desk.all.count >= plans.count }
+                offered.formUnion(desk.all.filter { $0.kind == .open }.map(\.brief.handoffID))
+                desk.cancel()
+            }
+            #expect(offered == Set(plans.values))
+        }
+    }
+
+    static func openPersistently(_ baton: BatonHarness, _ call: String) async throws {
+        while true {
+            do {
+                _ = try await baton.open(call)
+                return
+            } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     static func files(under path: String) throws -> [String] {
         let enumerator = FileManager.default.enumerator(atPath: path)
         var files: [String] = []
