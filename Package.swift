@@ -66,6 +66,7 @@ let package = Package(
         .executable(name: "supervisor", targets: ["Supervisor"]),
         .executable(name: "batonctl", targets: ["Batonctl"]),
         .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
+        .executable(name: "context-assembler-benchmark", targets: ["ContextBenchmark"]),
         .executable(name: "gate-evaluator-benchmark", targets: ["GateEvaluatorBenchmark"]),
         .executable(name: "router-benchmark", targets: ["RouterBenchmark"]),
         .executable(name: "metrics-benchmark", targets: ["MetricsBenchmark"]),
@@ -146,6 +147,7 @@ let package = Package(
         benchmark("RouterBenchmark", dependencies: ["RouterKit"]),
         benchmark("MetricsBenchmark", dependencies: ["MetricsCollectorKit"]),
         benchmark("SoakBenchmark", dependencies: []),
+        benchmark("ContextBenchmark", dependencies: []),
 
         // Fuzz/: the libFuzzer harnesses (scripts/fuzz.sh builds them with the fuzzer); built as usual, they replay
         // files.

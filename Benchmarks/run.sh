@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds one benchmark in release mode, with the process it measures, and runs it. Run by hand, never by the tests;
 # each prints its figures beside a baseline measured in the same run (see Benchmarks/README.md).
-# Usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics|soak [the benchmark's options, e.g. --calls 200000]
+# Usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics|context-assembler|soak [the benchmark's options, e.g. --calls 200000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
@@ -28,13 +28,20 @@ metrics)
     swift build -c release --product metrics-benchmark
     exec .build/release/metrics-benchmark "$@"
     ;;
+context-assembler)
+    scripts/install-deps.sh
+    for product in gate-evaluator router metrics-collector context-assembler context-assembler-benchmark; do
+        swift build -c release --product "$product"
+    done
+    exec .build/release/context-assembler-benchmark "$@"
+    ;;
 soak)
     scripts/install-deps.sh
     swift build -c release
     exec .build/release/soak-benchmark "$@"
     ;;
 *)
-    echo "usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics|soak [options]" >&2
+    echo "usage: Benchmarks/run.sh rpc|gate-evaluator|router|metrics|context-assembler|soak [options]" >&2
     exit 2
     ;;
 esac

@@ -200,6 +200,55 @@ struct ContextAssemblerProcessTests {
         }
     }
 
+    @Test(
+        "a failed transfer is routed again and the AI hears the new plan; a caller who hangs up while it rings releases the reservation and withdraws the brief"
+    )
+    func failedTransferAndHangUp() async throws {
+        try await BatonHarness.with { baton in
+            let deskB = Collected(
+                try baton.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = "desk-b"
+                        $0.agentID = "b"
+                    }
+                )
+            )
+            defer { deskB.cancel() }
+            try await baton.verifiedCaller("call-8")
+            let ai = Collected(try baton.assembler.watchCall(.with { $0.callID = "call-8" }))
+            defer { ai.cancel() }
+            let plan = try await baton.paymentIntent("call-8").plan
+            let failed = try await baton.assembler.reportTransfer(
+                .with {
+                    $0.handoffID = plan.handoffID
+                    $0.kind = .transferFailed
+                    $0.sipStatus = 503
+                }
+            )
+            #expect(failed.plan.destinationID == "desk-b" && failed.declinedBy == ["desk-a"])
+            let told = await ai.first { $0.kind == .planChanged }
+            #expect(told?.handoff.plan.transferAddress == "sip:desk-b@partner.test")
+            #expect(await deskB.first { $0.kind == .new } != nil)
+            let hungUp = try await baton.assembler.reportTransfer(
+                .with {
+                    $0.handoffID = plan.handoffID
+                    $0.kind = .callerHungUp
+                }
+            )
+            #expect(hungUp.state == .ended)
+            let withdrawn = await deskB.first { $0.kind == .withdrawn }
+            #expect(withdrawn?.reason == .callerHungUp)
+            #expect(await ai.first { $0.kind == .callClosed } != nil)
+            let explained = try await baton.router.explain(.with { $0.handoffID = plan.handoffID })
+            #expect(explained.reservations.allSatisfy { $0.state != .held && $0.state != .accepted })
+            let counted = try await eventually {
+                let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = plan.handoffID })
+                return found?.reasons.contains { $0.reason == .transferFailed } == true
+            }
+            #expect(counted)
+        }
+    }
+
     @Test("restating the account number after the handoff is one caller_repeated; a fact the brief lacked is none")
     func repeats() async throws {
         try await BatonHarness.with { baton in

@@ -19,7 +19,9 @@ struct CallState: Sendable {
     var recentTurns: [Baton_Context_V1_KeyTurn] = []
     /// The caller's last turns, for the gate-evaluator's `said`.
     var callerTurns: [String] = []
-    var eventIDs: Set<String> = []
+    /// How many events have been applied: the next event's `seq` is one more. (The ids themselves live in
+    /// ``ContextCore/Entry``, outside this value, so that copying a state to change it never copies them.)
+    var eventCount = 0
     /// Gates fired on this call, oldest first.
     var firedGates: [String] = []
     /// The call's handoffs, oldest first, as last stored.
@@ -49,7 +51,7 @@ struct CallState: Sendable {
 
     /// Applies an event that has been validated and redacted; `at` is its time.
     mutating func apply(_ event: Baton_Context_V1_Event) {
-        self.eventIDs.insert(event.eventID)
+        self.eventCount += 1
         switch event.kind {
         case .callerTurn(let turn):
             self.addTurn(.caller, turn.text, event)

@@ -15,9 +15,28 @@ package final class ContextCore: Sendable {
     final class Entry: Sendable {
         let lock = SerialLock()
         let state: Mutex<CallState>
+        /// The ids of the call's stored events; added to only once their write is durable.
+        let eventIDs: Mutex<Set<String>>
 
-        init(_ state: CallState) {
+        init(_ state: CallState, eventIDs: Set<String> = []) {
             self.state = Mutex(state)
+            self.eventIDs = Mutex(eventIDs)
+        }
+
+        func recorded(_ id: String) -> Bool {
+            self.eventIDs.withLock { $0.contains(id) }
+        }
+
+        /// Stores `state` as the call's, with the ids of the events it applied.
+        func commit(_ state: CallState, events: [String]) {
+            self.state.withLock { $0 = state }
+            if !events.isEmpty {
+                self.eventIDs.withLock { ids in
+                    for id in events {
+                        ids.insert(id)
+                    }
+                }
+            }
         }
 
         var current: CallState { self.state.withLock { $0 } }
@@ -62,8 +81,8 @@ package final class ContextCore: Sendable {
         let open = try self.store.pool.read { try ContextStore.openCalls(in: $0) }
         var entries: [String: Entry] = [:]
         var handoffs: [String: String] = [:]
-        for state in open {
-            entries[state.call.callID] = Entry(state)
+        for (state, ids) in open {
+            entries[state.call.callID] = Entry(state, eventIDs: ids)
             for handoff in state.handoffs {
                 handoffs[handoff.handoffID] = state.call.callID
             }
@@ -254,7 +273,7 @@ package final class ContextCore: Sendable {
             let callID = received.callID
             let eventID = received.eventID
             let state = entry.current
-            if state.eventIDs.contains(eventID) {
+            if entry.recorded(eventID) {
                 let stored = try await self.store.pool.read { db in
                     try ContextStore.reply(call: callID, event: eventID, in: db)
                 }
@@ -285,11 +304,11 @@ package final class ContextCore: Sendable {
             guard decision.outcome == .handoff else {
                 var reply = Baton_Context_V1_RecordReply()
                 reply.outcome = .continue
-                let seq = next.eventIDs.count
+                let seq = next.eventCount
                 try await self.store.write { [reply] db in
                     try ContextStore.insertEvent(event, seq: seq, reply: reply, recordedAt: now, in: db)
                 }
-                entry.state.withLock { $0 = next }
+                entry.commit(next, events: [eventID])
                 return reply
             }
             return try await self.startHandoff(decision, trigger: event, state: next, entry: entry, now: now)
@@ -362,11 +381,11 @@ package final class ContextCore: Sendable {
         }
         let snapshot = state
         try await self.store.write { [reply, handoff, metrics] db in
-            try ContextStore.insertEvent(trigger, seq: snapshot.eventIDs.count, reply: reply, recordedAt: now, in: db)
+            try ContextStore.insertEvent(trigger, seq: snapshot.eventCount, reply: reply, recordedAt: now, in: db)
             try ContextStore.saveHandoff(handoff, seq: snapshot.handoffs.count, in: db)
             try ContextStore.enqueue(metrics, in: db)
         }
-        entry.state.withLock { $0 = snapshot }
+        entry.commit(snapshot, events: [trigger.eventID])
         self.handoffCalls.withLock { $0[handoffID] = snapshot.call.callID }
         self.wakeOutbox.yield()
         if routed.outcome == .routed {
@@ -419,13 +438,13 @@ package final class ContextCore: Sendable {
         state.handoffs[state.handoffs.count - 1] = handoff
         let snapshot = state
         try await self.store.write { [reply, handoff, metrics] db in
-            try ContextStore.insertEvent(event, seq: snapshot.eventIDs.count, reply: reply, recordedAt: now, in: db)
+            try ContextStore.insertEvent(event, seq: snapshot.eventCount, reply: reply, recordedAt: now, in: db)
             if handoffChanged {
                 try ContextStore.saveHandoff(handoff, seq: snapshot.handoffs.count, in: db)
             }
             try ContextStore.enqueue(metrics, in: db)
         }
-        entry.state.withLock { $0 = snapshot }
+        entry.commit(snapshot, events: [event.eventID])
         if !metrics.isEmpty {
             self.wakeOutbox.yield()
         }
@@ -466,7 +485,7 @@ package final class ContextCore: Sendable {
             let snapshot = state
             if handoff != before || !result.metrics.isEmpty || !result.events.isEmpty {
                 let seq = index + 1
-                let firstSeq = entry.current.eventIDs.count
+                let firstSeq = entry.current.eventCount
                 try await self.store.write { [handoff] db in
                     var eventSeq = firstSeq
                     try ContextStore.saveHandoff(handoff, seq: seq, in: db)
@@ -483,7 +502,7 @@ package final class ContextCore: Sendable {
                     }
                 }
             }
-            entry.state.withLock { $0 = snapshot }
+            entry.commit(snapshot, events: result.events.map(\.eventID))
             if !result.metrics.isEmpty {
                 self.wakeOutbox.yield()
             }

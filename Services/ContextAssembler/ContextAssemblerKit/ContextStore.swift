@@ -73,8 +73,9 @@ enum ContextStore {
         recordedAt: Int64,
         in db: Database
     ) throws {
-        try db.execute(
-            sql: "INSERT INTO events (call_id, event_id, seq, recorded_at, event, reply) VALUES (?, ?, ?, ?, ?, ?)",
+        try db.cachedStatement(
+            sql: "INSERT INTO events (call_id, event_id, seq, recorded_at, event, reply) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(
             arguments: [
                 event.callID, event.eventID, seq, recordedAt, try event.serializedData(),
                 try reply.serializedData(),
@@ -96,11 +97,12 @@ enum ContextStore {
     }
 
     static func saveHandoff(_ handoff: Baton_Context_V1_Handoff, seq: Int, in db: Database) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO handoffs (id, call_id, token, seq, handoff) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET handoff = excluded.handoff
-                """,
+                """
+        ).execute(
             arguments: [
                 handoff.handoffID, handoff.callID, handoff.plan.brief.token, seq,
                 try handoff.serializedData(),
@@ -110,8 +112,7 @@ enum ContextStore {
 
     static func enqueue(_ events: [Baton_Metrics_V1_Event], in db: Database) throws {
         for event in events {
-            try db.execute(
-                sql: "INSERT INTO outbox (event) VALUES (?)",
+            try db.cachedStatement(sql: "INSERT INTO outbox (event) VALUES (?)").execute(
                 arguments: [try event.serializedData()]
             )
         }
@@ -168,8 +169,8 @@ enum ContextStore {
         return call
     }
 
-    /// Every open call, rebuilt by applying its events in order, with its handoffs.
-    static func openCalls(in db: Database) throws -> [CallState] {
+    /// Every open call, rebuilt by applying its events in order, with its handoffs and its events' ids.
+    static func openCalls(in db: Database) throws -> [(state: CallState, eventIDs: Set<String>)] {
         let rows = try Row.fetchAll(
             db,
             sql: "SELECT id, call, declared_slots FROM calls WHERE closed_at IS NULL ORDER BY started_at"
@@ -180,17 +181,20 @@ enum ContextStore {
                 call: try Baton_Context_V1_Call(serializedBytes: row["call"] as Data),
                 declaredSlots: Set(declared.split(separator: "\n").map(String.init))
             )
+            var ids: Set<String> = []
             let events = try Data.fetchCursor(
                 db,
                 sql: "SELECT event FROM events WHERE call_id = ? ORDER BY seq",
                 arguments: [state.call.callID]
             )
             while let data = try events.next() {
-                state.apply(try Baton_Context_V1_Event(serializedBytes: data))
+                let event = try Baton_Context_V1_Event(serializedBytes: data)
+                state.apply(event)
+                ids.insert(event.eventID)
             }
             state.handoffs = try Self.handoffs(call: state.call.callID, in: db)
             state.firedGates = state.handoffs.map(\.plan.gateID).filter { !$0.isEmpty }
-            return state
+            return (state, ids)
         }
     }
 }

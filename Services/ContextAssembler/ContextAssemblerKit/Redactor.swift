@@ -67,39 +67,47 @@ package enum Redactor {
     static let fillers: Set<String> = ["is", "it's", "its", "code", "number", "of", "was", "the", "my"]
 
     /// Splits on everything but letters, figures and apostrophes; separators between groups (spaces, dashes,
-    /// commas, dots) are what lets a card be written in groups.
+    /// commas, dots) are what lets a card be written in groups. A figure next to a letter also ends a word
+    /// ("4111abc" is two tokens), so that digits never hide in words. It works on the UTF-8 bytes: every
+    /// non-ASCII byte counts as a letter, and it splits only at ASCII bytes, so every token is whole characters.
     static func tokens(_ text: String) -> [Token] {
         var tokens: [Token] = []
+        let utf8 = text.utf8
         var start: String.Index?
-        var index = text.startIndex
+        var startIsDigit = false
         func close(at end: String.Index) {
             guard let begin = start else {
                 return
             }
-            let word = text[begin..<end]
-            let lowered = word.lowercased()
-            let digits: String? =
-                word.allSatisfy(\.isASCIIDigit) ? String(word) : Self.digitWords[lowered]
-            tokens.append(Token(range: begin..<end, lowered: lowered, digits: digits))
             start = nil
-        }
-        while index < text.endIndex {
-            let character = text[index]
-            let inWord = character.isLetter || character.isNumber || character == "'"
-            // A figure next to a letter ends a word ("4111abc" is two tokens), so digits never hide in words.
-            if inWord, let begin = start, let previous = text[begin..<index].last,
-                previous.isASCIIDigit != character.isASCIIDigit
-            {
-                close(at: index)
+            let word = text[begin..<end]
+            if startIsDigit {
+                tokens.append(Token(range: begin..<end, lowered: String(word), digits: String(word)))
+                return
             }
-            if inWord && start == nil {
+            let lowered = word.lowercased()
+            tokens.append(Token(range: begin..<end, lowered: lowered, digits: Self.digitWords[lowered]))
+        }
+        var index = utf8.startIndex
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            let isDigit = byte >= 0x30 && byte <= 0x39
+            let isWord =
+                isDigit || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x27
+                || byte >= 0x80
+            if !isWord {
+                close(at: index)
+            } else if start != nil && isDigit != startIsDigit {
+                close(at: index)
                 start = index
-            } else if !inWord {
-                close(at: index)
+                startIsDigit = isDigit
+            } else if start == nil {
+                start = index
+                startIsDigit = isDigit
             }
-            index = text.index(after: index)
+            index = utf8.index(after: index)
         }
-        close(at: text.endIndex)
+        close(at: utf8.endIndex)
         return tokens
     }
 

@@ -151,16 +151,20 @@ final class CallBoard: Sendable {
     }
 
     func publish(_ update: Baton_Context_V1_CallUpdate) {
-        self.state.withLock { state in
-            for continuation in (state.watchers[update.callID] ?? [:]).values {
+        let ended = self.state.withLock { state -> [AsyncStream<Baton_Context_V1_CallUpdate>.Continuation] in
+            let watchers = Array((state.watchers[update.callID] ?? [:]).values)
+            for continuation in watchers {
                 continuation.yield(update)
-                if update.kind == .callClosed {
-                    continuation.finish()
-                }
             }
-            if update.kind == .callClosed {
-                state.watchers[update.callID] = nil
+            guard update.kind == .callClosed else {
+                return []
             }
+            state.watchers[update.callID] = nil
+            return watchers
+        }
+        // Outside the lock: finishing runs each stream's onTermination, which takes the lock.
+        for continuation in ended {
+            continuation.finish()
         }
     }
 }
