@@ -49,18 +49,19 @@ struct PartialFrameTests {
     @Test("a connection that finished its partial frame and goes on sending whole frames is not taken for stalled")
     func finishedFrameIsProgress() async throws {
         let recorder = LogRecorder()
-        // A second, ten times the pauses below, so that a loaded machine does not make a pause look like a stall.
-        let stallAfterASecond: (inout RPCServer.Configuration) -> Void = { $0.stalledFrameTimeout = .seconds(1) }
-        try await withEchoServer(recorder: recorder, configure: stallAfterASecond) { socket, _, _ in
+        // Three seconds, ten times the pauses below, so that a loaded machine (the end-to-end tests run beside this
+        // one) does not make a pause look like a stall.
+        let stallAfter: (inout RPCServer.Configuration) -> Void = { $0.stalledFrameTimeout = .seconds(3) }
+        try await withEchoServer(recorder: recorder, configure: stallAfter) { socket, _, _ in
             let connection = try await RawConnection.connect(to: socket)
             let bytes = try Self.bigRequest(1, size: 10_000)
             try await connection.send(Array(bytes.prefix(5_000)))
-            try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(300))
             try await connection.send(Array(bytes.dropFirst(5_000)))
             #expect(try await connection.nextFrame()?.callID == 1)
             // Whole frames only from here, each read ending between frames, for three times the timeout.
             for id in UInt64(2)...31 {
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(300))
                 try await connection.send(try Self.bigRequest(id, size: 10))
                 let reply = try #require(try await connection.nextFrame(), "the connection was closed at call \(id)")
                 #expect(reply.callID == id)
