@@ -10,8 +10,9 @@ import Glibc
 #endif
 
 /// Baton's four service processes started for real in one temporary directory, sharing its `var/run` and
-/// `var/data`, with the example billing workflow and two destinations that are always open (so that no test
-/// depends on the time of day): `desk-a` in house and `desk-b` a partner, both PCI-certified.
+/// `var/data`, with the example billing and bereavement workflows and two destinations that are always open (so
+/// that no test depends on the time of day): `desk-a` in house and `desk-b` a partner, both PCI-certified. No
+/// destination has the bereavement skill.
 final class BatonHarness: Sendable {
     static let processes = ["gate-evaluator", "router", "metrics-collector", "context-assembler"]
 
@@ -84,10 +85,10 @@ final class BatonHarness: Sendable {
         do {
             mkdir(directory.appending("config"), 0o755)
             mkdir(directory.appending("config/workflows"), 0o755)
-            let billing = try TextFile.read(
-                ServiceProcess.repositoryDirectory + "/config/workflows/billing-support.yaml"
-            )
-            try Self.write(billing, to: directory.appending("config/workflows/billing-support.yaml"))
+            for workflow in ["billing-support", "bereavement"] {
+                let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(workflow).yaml")
+                try Self.write(text, to: directory.appending("config/workflows/\(workflow).yaml"))
+            }
             try Self.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
             for name in Self.processes {
                 try await harness.start(name, arguments: name == "context-assembler" ? assemblerArguments : [])

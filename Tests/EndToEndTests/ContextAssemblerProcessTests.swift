@@ -249,6 +249,27 @@ struct ContextAssemblerProcessTests {
         }
     }
 
+    @Test("when no destination can take the handoff, the plan says so in words for the caller, and no desk gets it")
+    func noDestination() async throws {
+        try await BatonHarness.with { baton in
+            _ = try await baton.open("call-9", workflow: "bereavement")
+            let reply = try await baton.record(
+                "call-9",
+                "e1",
+                .callerTurn(.with { $0.text = "My husband passed away last week" })
+            )
+            #expect(reply.outcome == .handoff && reply.plan.outcome == .noDestination)
+            #expect(reply.plan.gateID == "loss-reported" && reply.plan.destinationID.isEmpty)
+            #expect(reply.plan.sipHeaders.isEmpty && !reply.plan.callerText.isEmpty)
+            #expect(reply.plan.brief.missing == ["caller.name", "deceased.name", "relationship"])
+            let call = try await baton.assembler.getCall(.with { $0.callID = "call-9" })
+            #expect(call.handoffs.map(\.state) == [.noDestination])
+            // The AI goes on; the call is not stuck in a handoff that cannot happen.
+            let next = try await baton.record("call-9", "e2", .aiTurn(.with { $0.text = "I'm so sorry." }))
+            #expect(next.outcome == .continue)
+        }
+    }
+
     @Test("restating the account number after the handoff is one caller_repeated; a fact the brief lacked is none")
     func repeats() async throws {
         try await BatonHarness.with { baton in
