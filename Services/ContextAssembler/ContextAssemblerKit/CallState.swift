@@ -37,6 +37,13 @@ struct CallState: Sendable {
 
     var isOpen: Bool { self.call.closedAtUnixMs == 0 }
 
+    /// The call as the API shows it without its events: with its handoffs.
+    var shown: Baton_Context_V1_Call {
+        var call = self.call
+        call.handoffs = self.handoffs
+        return call
+    }
+
     /// The handoff in progress: routed and neither handed back nor ended.
     var activeHandoff: Baton_Context_V1_Handoff? {
         self.handoffs.last.flatMap { Self.inProgress($0.state) ? $0 : nil }

@@ -141,10 +141,7 @@ package final class ContextCore: Sendable {
     /// The call as the API shows it without events: from memory while open, else from the store.
     private func storedCall(_ id: String) throws -> Baton_Context_V1_Call? {
         if let entry = self.calls.withLock({ $0[id] }) {
-            let state = entry.current
-            var call = state.call
-            call.handoffs = state.handoffs
-            return call
+            return entry.current.shown
         }
         return try self.store.pool.read { db in
             var call = try ContextStore.call(id, in: db)
@@ -164,12 +161,7 @@ package final class ContextCore: Sendable {
     package func listCalls() -> Baton_Context_V1_ListCallsReply {
         let entries = self.calls.withLock { Array($0.values) }
         var reply = Baton_Context_V1_ListCallsReply()
-        reply.calls = entries.map { entry in
-            let state = entry.current
-            var call = state.call
-            call.handoffs = state.handoffs
-            return call
-        }.sorted { ($0.startedAtUnixMs, $0.callID) > ($1.startedAtUnixMs, $1.callID) }
+        reply.calls = entries.map(\.current.shown).sorted { ($0.startedAtUnixMs, $0.callID) > ($1.startedAtUnixMs, $1.callID) }
         return reply
     }
 
@@ -210,9 +202,7 @@ package final class ContextCore: Sendable {
     ) async throws -> Baton_Context_V1_Call {
         var state = entry.current
         guard state.isOpen else {
-            var call = state.call
-            call.handoffs = state.handoffs
-            return call
+            return state.shown
         }
         var withdrawn: Baton_Context_V1_Brief?
         if var active = state.activeHandoff {
@@ -250,8 +240,7 @@ package final class ContextCore: Sendable {
         if let withdrawn {
             self.briefs.withdraw(withdrawn, reason: reason)
         }
-        var call = snapshot.call
-        call.handoffs = snapshot.handoffs
+        let call = snapshot.shown
         var update = Baton_Context_V1_CallUpdate()
         update.kind = .callClosed
         update.callID = call.callID
