@@ -161,7 +161,9 @@ package final class ContextCore: Sendable {
     package func listCalls() -> Baton_Context_V1_ListCallsReply {
         let entries = self.calls.withLock { Array($0.values) }
         var reply = Baton_Context_V1_ListCallsReply()
-        reply.calls = entries.map(\.current.shown).sorted { ($0.startedAtUnixMs, $0.callID) > ($1.startedAtUnixMs, $1.callID) }
+        reply.calls = entries.map(\.current.shown).sorted {
+            ($0.startedAtUnixMs, $0.callID) > ($1.startedAtUnixMs, $1.callID)
+        }
         return reply
     }
 
