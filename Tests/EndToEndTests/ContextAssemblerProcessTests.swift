@@ -181,14 +181,17 @@ struct ContextAssemblerProcessTests {
             defer { ai.cancel() }
             let plan = try await baton.paymentIntent("call-3").plan
             #expect(plan.destinationID == "desk-a")
-            let declined = try await baton.assembler.decline(
-                .with {
-                    $0.handoffID = plan.handoffID
-                    $0.agentID = "a"
-                    $0.reason = "on another call"
-                }
-            )
+            let decline = Baton_Context_V1_DeclineRequest.with {
+                $0.handoffID = plan.handoffID
+                $0.agentID = "a"
+                $0.reason = "on another call"
+                $0.destinationID = "desk-a"
+            }
+            let declined = try await baton.assembler.decline(decline)
             #expect(declined.plan.destinationID == "desk-b" && declined.plan.attempt == 2)
+            // A retry whose first reply was lost: the handoff stays at desk-b.
+            let repeated = try await baton.assembler.decline(decline)
+            #expect(repeated == declined)
             #expect(declined.plan.brief.revision == 2 && declined.plan.brief.changed == ["destination"])
             let withdrawn = await deskA.first { $0.kind == .withdrawn }
             #expect(withdrawn?.reason == .rerouted && withdrawn?.brief.handoffID == plan.handoffID)
@@ -218,14 +221,20 @@ struct ContextAssemblerProcessTests {
             let ai = Collected(try baton.assembler.watchCall(.with { $0.callID = "call-8" }))
             defer { ai.cancel() }
             let plan = try await baton.paymentIntent("call-8").plan
-            let failed = try await baton.assembler.reportTransfer(
-                .with {
-                    $0.handoffID = plan.handoffID
-                    $0.kind = .transferFailed
-                    $0.sipStatus = 503
-                }
-            )
+            let report = Baton_Context_V1_ReportTransferRequest.with {
+                $0.handoffID = plan.handoffID
+                $0.kind = .transferFailed
+                $0.sipStatus = 503
+                $0.destinationID = "desk-a"
+            }
+            let failed = try await baton.assembler.reportTransfer(report)
             #expect(failed.plan.destinationID == "desk-b" && failed.declinedBy == ["desk-a"])
+            #expect(try await baton.assembler.reportTransfer(report) == failed)
+            var elsewhere = report
+            elsewhere.destinationID = "desk-z"
+            await #expect(throws: RPCError.self) {
+                try await baton.assembler.reportTransfer(elsewhere)
+            }
             let told = await ai.first { $0.kind == .planChanged }
             #expect(told?.handoff.plan.transferAddress == "sip:desk-b@partner.test")
             #expect(await deskB.first { $0.kind == .new } != nil)
@@ -334,15 +343,15 @@ struct ContextAssemblerProcessTests {
             let plan = try await baton.paymentIntent("call-5").plan
             let ai = Collected(try baton.assembler.watchCall(.with { $0.callID = "call-5" }))
             defer { ai.cancel() }
-            let back = try await baton.assembler.handBack(
-                .with {
-                    $0.handoffID = plan.handoffID
-                    $0.outcome = .done
-                    $0.notes = "payment taken"
-                    $0.slots = ["payment.status": "taken"]
-                }
-            )
+            let request = Baton_Context_V1_HandBackRequest.with {
+                $0.handoffID = plan.handoffID
+                $0.outcome = .done
+                $0.notes = "payment taken"
+                $0.slots = ["payment.status": "taken"]
+            }
+            let back = try await baton.assembler.handBack(request)
             #expect(back.state == .handedBack)
+            #expect(try await baton.assembler.handBack(request) == back)
             #expect(await ai.first { $0.kind == .handedBack } != nil)
             let next = try await baton.record("call-5", "e8", .intentDetected(.with { $0.intent = "update_card" }))
             #expect(next.outcome == .continue)

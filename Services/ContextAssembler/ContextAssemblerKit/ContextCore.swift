@@ -565,7 +565,11 @@ package final class ContextCore: Sendable {
 
     package func decline(_ request: Baton_Context_V1_DeclineRequest) async throws -> Baton_Context_V1_Handoff {
         let reason = Redactor.redact(request.reason)
+        try Self.validateID(request.destinationID, "destination_id")
         return try await self.changeHandoff(request.handoffID) { handoff, _ in
+            if try Self.hasLeft(handoff, request.destinationID) {
+                return HandoffChange()
+            }
             try Self.requireOffered(handoff, to: "decline")
             guard handoff.state == .offered || handoff.state == .accepted else {
                 throw RPCError(
@@ -629,7 +633,13 @@ package final class ContextCore: Sendable {
                     + "KIND_TRANSFER_FAILED or KIND_CALLER_HUNG_UP"
             )
         }
+        if request.kind == .transferFailed {
+            try Self.validateID(request.destinationID, "destination_id")
+        }
         return try await self.changeHandoff(request.handoffID) { handoff, _ in
+            if request.kind == .transferFailed, try Self.hasLeft(handoff, request.destinationID) {
+                return HandoffChange()
+            }
             try Self.requireOffered(handoff, to: "report a transfer of")
             var change = HandoffChange()
             switch request.kind {
@@ -668,6 +678,7 @@ package final class ContextCore: Sendable {
                 } else {
                     try await self.releaseReservation(of: handoff, outcome: .failed)
                     change.withdraw.append((handoff.plan.brief, .rerouted))
+                    handoff.declinedBy.append(handoff.plan.destinationID)
                     handoff.state = .noDestination
                     handoff.reservationID = ""
                     handoff.plan.outcome = .noDestination
@@ -718,6 +729,9 @@ package final class ContextCore: Sendable {
         try Self.validateText(request.notes, "notes", required: false)
         let now = Self.now()
         return try await self.changeHandoff(request.handoffID) { handoff, state in
+            if handoff.state == .handedBack {
+                return HandoffChange()
+            }
             guard CallState.inProgress(handoff.state) else {
                 throw RPCError(
                     code: .failedPrecondition,
@@ -748,6 +762,21 @@ package final class ContextCore: Sendable {
             change.update = .handedBack
             return change
         }
+    }
+
+    /// Whether a Decline or a failed transfer about `destination` is a repeat: the handoff has already left it.
+    /// A destination the handoff was never at is refused.
+    private static func hasLeft(_ handoff: Baton_Context_V1_Handoff, _ destination: String) throws -> Bool {
+        if handoff.declinedBy.contains(destination) {
+            return true
+        }
+        guard destination == handoff.plan.destinationID else {
+            throw RPCError.invalidArgument(
+                "destination_id '\(destination)' never had handoff '\(handoff.handoffID)'; it is at "
+                    + "'\(handoff.plan.destinationID)'"
+            )
+        }
+        return false
     }
 
     private static func requireOffered(_ handoff: Baton_Context_V1_Handoff, to what: String) throws {

@@ -13,8 +13,10 @@
 ///
 /// Rules an integrator writes retry code from:
 /// - Every change is durable (in context.sqlite, synchronous=FULL) before its reply. A reply that did not arrive
-///   may be retried with the same request: OpenCall with the same values, Record with the same event_id, and every
-///   handoff method are idempotent, and a repeat answers what the first call answered.
+///   may be retried with the same request, and the repeat changes nothing: OpenCall with the same values, Record
+///   with the same event_id, and every handoff method. Decline and a failed transfer name the destination they are
+///   about, so that a repeat of one the handoff has already left answers the handoff as it is instead of moving it
+///   again; a repeated HandBack answers the handed-back handoff.
 /// - Record evaluates the event with the gate-evaluator and, when a gate fires, routes with the router, retrying
 ///   within the call's deadline. If either stays unavailable, Record answers UNAVAILABLE with nothing applied:
 ///   retry the same event. It never answers CONTINUE because a dependency was down.
@@ -1185,6 +1187,9 @@ public nonisolated struct Baton_Context_V1_DeclineRequest: Sendable {
 
   public var reason: String = String()
 
+  /// required: the declining destination (the brief's); one the handoff has already
+  public var destinationID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1206,6 +1211,9 @@ public nonisolated struct Baton_Context_V1_ReportTransferRequest: Sendable {
 
   /// TRANSFER_FAILED: e.g. 486, 503
   public var sipStatus: UInt32 = 0
+
+  /// TRANSFER_FAILED, required: the destination the transfer failed to (the plan's);
+  public var destinationID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3030,7 +3038,7 @@ nonisolated extension Baton_Context_V1_AcceptRequest: SwiftProtobuf.Message, Swi
 
 nonisolated extension Baton_Context_V1_DeclineRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeclineRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}handoff_id\0\u{3}agent_id\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}handoff_id\0\u{3}agent_id\0\u{1}reason\0\u{3}destination_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3041,6 +3049,7 @@ nonisolated extension Baton_Context_V1_DeclineRequest: SwiftProtobuf.Message, Sw
       case 1: try { try decoder.decodeSingularStringField(value: &self.handoffID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.agentID) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.destinationID) }()
       default: break
       }
     }
@@ -3056,6 +3065,9 @@ nonisolated extension Baton_Context_V1_DeclineRequest: SwiftProtobuf.Message, Sw
     if !self.reason.isEmpty {
       try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
     }
+    if !self.destinationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.destinationID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3063,6 +3075,7 @@ nonisolated extension Baton_Context_V1_DeclineRequest: SwiftProtobuf.Message, Sw
     if lhs.handoffID != rhs.handoffID {return false}
     if lhs.agentID != rhs.agentID {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.destinationID != rhs.destinationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3070,7 +3083,7 @@ nonisolated extension Baton_Context_V1_DeclineRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Baton_Context_V1_ReportTransferRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReportTransferRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}handoff_id\0\u{1}kind\0\u{3}at_unix_ms\0\u{3}sip_status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}handoff_id\0\u{1}kind\0\u{3}at_unix_ms\0\u{3}sip_status\0\u{3}destination_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3082,6 +3095,7 @@ nonisolated extension Baton_Context_V1_ReportTransferRequest: SwiftProtobuf.Mess
       case 2: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.atUnixMs) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.sipStatus) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.destinationID) }()
       default: break
       }
     }
@@ -3100,6 +3114,9 @@ nonisolated extension Baton_Context_V1_ReportTransferRequest: SwiftProtobuf.Mess
     if self.sipStatus != 0 {
       try visitor.visitSingularUInt32Field(value: self.sipStatus, fieldNumber: 4)
     }
+    if !self.destinationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.destinationID, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3108,6 +3125,7 @@ nonisolated extension Baton_Context_V1_ReportTransferRequest: SwiftProtobuf.Mess
     if lhs.kind != rhs.kind {return false}
     if lhs.atUnixMs != rhs.atUnixMs {return false}
     if lhs.sipStatus != rhs.sipStatus {return false}
+    if lhs.destinationID != rhs.destinationID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
