@@ -213,9 +213,11 @@ struct Status: AsyncParsableCommand {
     }
 }
 
-/// `start`, `stop` and `restart` differ only in the method they call.
+/// `start`, `stop` and `restart` differ only in the method they call and the state they wait for.
 protocol ProcessAction: AsyncParsableCommand {
     static var method: UnaryMethod<Baton_Supervisor_V1_ProcessRequest, Baton_Supervisor_V1_ProcessReply> { get }
+    /// The state every named process must reach for exit 0.
+    static var wanted: Baton_Supervisor_V1_ProcessState { get }
     var connection: Connection { get }
     var name: String { get }
 }
@@ -226,12 +228,42 @@ extension ProcessAction {
         request.name = self.name
         let reply = try await self.connection.callSupervisor(Self.method, request)
         Output.processes(reply.processes)
+        let failed = reply.processes.filter { $0.state != Self.wanted }
+        for process in failed {
+            Output.error(
+                "\(process.name) is \(Output.state(process.state)), not \(Output.state(Self.wanted))"
+                    + (process.lastExit.isEmpty ? "" : "; last exit: \(process.lastExit)")
+                    + (process.lastError.isEmpty ? "" : "; \(process.lastError)")
+            )
+            try await self.printLastLines(of: process.name)
+        }
+        if !failed.isEmpty {
+            throw ExitCode(1)
+        }
+    }
+
+    /// The process's last lines of output, where the reason it did not start usually is.
+    private func printLastLines(of name: String) async throws {
+        var request = Baton_Supervisor_V1_LogsRequest()
+        request.name = name
+        request.lines = 5
+        var lines: [String] = []
+        try await self.connection.streamFromSupervisor(Baton_Supervisor_V1_Supervisor.Method.logs, request) {
+            lines.append($0.text)
+        }
+        if !lines.isEmpty {
+            Output.error("\(name)'s last lines (batonctl logs \(name)):")
+            for line in lines {
+                StandardStream.writeLine("  " + line, to: 2)
+            }
+        }
     }
 }
 
 struct Start: ProcessAction {
     static let configuration = CommandConfiguration(abstract: "Start a process (or all); clears FATAL.")
     static let method = Baton_Supervisor_V1_Supervisor.Method.start
+    static let wanted = Baton_Supervisor_V1_ProcessState.ready
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
 }
@@ -239,6 +271,7 @@ struct Start: ProcessAction {
 struct Stop: ProcessAction {
     static let configuration = CommandConfiguration(abstract: "Stop a process (or all): SIGTERM, then SIGKILL.")
     static let method = Baton_Supervisor_V1_Supervisor.Method.stop
+    static let wanted = Baton_Supervisor_V1_ProcessState.stopped
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
 }
@@ -246,6 +279,7 @@ struct Stop: ProcessAction {
 struct Restart: ProcessAction {
     static let configuration = CommandConfiguration(abstract: "Stop, then start, a process (or all).")
     static let method = Baton_Supervisor_V1_Supervisor.Method.restart
+    static let wanted = Baton_Supervisor_V1_ProcessState.ready
     @OptionGroup var connection: Connection
     @Argument(help: "A Procfile name, or all.") var name: String
 }
@@ -273,44 +307,85 @@ struct Logs: AsyncParsableCommand {
 
 struct Health: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Health of one process, or of every socket in the run directory, straight from its socket.",
-        discussion: "Works without the supervisor. Exit 0 only when every process asked about is SERVING."
+        abstract: "Health of one process, or of every process the supervisor runs, straight from its socket.",
+        discussion: """
+            Without a name, the supervisor says which processes there are, so that a stopped one is listed too; \
+            without a supervisor, every socket in the run directory is asked. Exit 0 only when every process \
+            asked about is SERVING.
+            """
     )
 
     @OptionGroup var connection: Connection
-    @Argument(help: "A process name (router, ...); every socket in the run directory when omitted.") var name: String?
+    @Argument(help: "A process name (router, ...); every process the supervisor runs when omitted.") var name: String?
 
     func run() async throws {
-        let names = try self.name.map { [$0] } ?? self.socketsInRunDirectory()
-        guard !names.isEmpty else {
-            Output.error("no sockets in \(self.connection.runDirectory); is Baton running?")
-            throw ExitCode(2)
-        }
         var rows: [[String]] = []
         var allServing = true
-        for name in names {
-            var logger = Logger(label: "batonctl")
-            logger.logLevel = .critical
-            let client = RPCClient(socketPath: self.connection.socket(of: name), logger: logger)
+        for (name, supervised) in try await self.processes() {
             let status: String
-            do {
-                let reply = try await client.unary(
-                    Grpc_Health_V1_Health.Method.check,
-                    Grpc_Health_V1_HealthCheckRequest(),
-                    options: CallOptions(timeout: .seconds(5))
-                )
-                status = Output.health(reply.status)
-            } catch let error as RPCError {
-                status = "\(error.code): \(error.message)"
+            let serving: Bool
+            if let supervised, supervised.state != .ready {
+                status =
+                    "\(Output.state(supervised.state)) (the supervisor's state)"
+                    + (supervised.lastError.isEmpty ? "" : ": \(supervised.lastError)")
+                serving = false
+            } else if supervised != nil, SocketFile.identity(of: self.connection.socket(of: name)) == nil {
+                status = "READY (the supervisor's state; it has no socket)"
+                serving = true
+            } else {
+                status = await self.check(name)
+                serving = status == "SERVING"
             }
-            await client.close()
-            allServing = allServing && status == "SERVING"
+            allServing = allServing && serving
             rows.append([name, status])
         }
         Output.table(["NAME", "HEALTH"], rows)
         if !allServing {
             throw ExitCode(1)
         }
+    }
+
+    /// The processes to ask, each with the supervisor's status where the supervisor runs it.
+    func processes() async throws -> [(String, Baton_Supervisor_V1_ProcessStatus?)] {
+        if let name = self.name {
+            return [(name, nil)]
+        }
+        let client = self.connection.client(of: "supervisor")
+        let reply = try? await client.unary(
+            Baton_Supervisor_V1_Supervisor.Method.status,
+            Baton_Supervisor_V1_StatusRequest(),
+            options: CallOptions(timeout: .seconds(10))
+        )
+        await client.close()
+        if let reply {
+            return [("supervisor", nil)] + reply.processes.map { ($0.name, $0) }
+        }
+        let names = try self.socketsInRunDirectory()
+        guard !names.isEmpty else {
+            Output.error("no supervisor and no sockets in \(self.connection.runDirectory); is Baton running?")
+            throw ExitCode(2)
+        }
+        return names.map { ($0, nil) }
+    }
+
+    /// The Health/Check answer of `name`'s socket, or why there is none.
+    func check(_ name: String) async -> String {
+        let client = self.connection.client(of: name)
+        let status: String
+        do {
+            let reply = try await client.unary(
+                Grpc_Health_V1_Health.Method.check,
+                Grpc_Health_V1_HealthCheckRequest(),
+                options: CallOptions(timeout: .seconds(5))
+            )
+            status = Output.health(reply.status)
+        } catch let error as RPCError {
+            status = "\(error.code): \(error.message)"
+        } catch {
+            status = "\(error)"
+        }
+        await client.close()
+        return status
     }
 
     func socketsInRunDirectory() throws -> [String] {

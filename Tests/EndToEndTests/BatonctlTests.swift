@@ -68,6 +68,38 @@ struct BatonctlTests {
         await running.cleanUp(pids: pids)
     }
 
+    @Test(
+        "restart of a process that cannot start exits 1 with its state, last error and last lines; health lists a process the supervisor stopped"
+    )
+    func failedRestartAndStoppedHealth() async throws {
+        let procfile =
+            "metrics-collector: \(ServiceProcess.productsDirectory)/metrics-collector\n"
+            + "flaky: sh -c 'test -f broken && { echo \"destinations.yaml:3:5: bad value\"; exit 1; }; exec sleep 1000'\n"
+        let running = try await SupervisorTests.start(procfile: procfile)
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0.values.allSatisfy { $0.state == .ready } })
+            pids = try await running.status().values.map(\.pid)
+            try SupervisorTests.write("", to: running.directory.appending("broken"))
+            let restarted = try await self.run(["restart", "flaky"], in: running)
+            #expect(restarted.status == 1, "\(restarted.output)")
+            #expect(restarted.output.contains("batonctl: flaky is BACKOFF, not READY; last exit: exit status 1"))
+            #expect(restarted.output.contains("destinations.yaml:3:5: bad value"))
+
+            let stopped = try await self.run(["stop", "metrics-collector"], in: running)
+            #expect(stopped.status == 0, "\(stopped.output)")
+            let health = try await self.run(["health"], in: running)
+            #expect(health.status == 1, "\(health.output)")
+            let lines = health.output.split(separator: "\n")
+            #expect(lines.contains { $0.hasPrefix("metrics-collector ") && $0.contains("STOPPED") }, "\(health.output)")
+            #expect(lines.contains { $0.hasPrefix("supervisor ") && $0.hasSuffix(" SERVING") })
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
+        }
+        await running.cleanUp(pids: pids)
+    }
+
     @Test("logs prints the kept lines (-n for the last N), and -f follows new ones")
     func logs() async throws {
         // "later" waits for the file "go", which the test creates once it has checked the kept lines.

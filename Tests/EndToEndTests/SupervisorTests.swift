@@ -131,14 +131,58 @@ struct SupervisorTests {
                 #expect(log.contains("baton.restart_in=\(delay)"), "growing back-off: \(delay)")
             }
             #expect(log.contains("giving up"))
-            // An operator's start clears FATAL.
+            // An operator's start clears FATAL and the restart count.
             let started = try await running.call(Baton_Supervisor_V1_Supervisor.Method.start, "crasher")
             #expect(started.first?.state == .starting || started.first?.state == .backoff)
+            #expect(started.first?.restarts == 0)
         } catch {
             await running.cleanUp(pids: pids)
             throw error
         }
         await running.cleanUp(pids: pids)
+    }
+
+    @Test(
+        "a process that was READY for a long time, then restarted into a crash loop, goes FATAL: the old run's readiness does not count for the new one"
+    )
+    func crashLoopAfterLongReadyGoesFatal() async throws {
+        let running = try await Self.start(procfile: "flaky: sh -c 'test -f broken && exit 3; exec sleep 1000'\n")
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["flaky"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            // READY for longer than the 10 s after which a run counts as good, then broken (as a bad config is).
+            try await Task.sleep(for: .seconds(11))
+            try Self.write("", to: running.directory.appending("broken"))
+            _ = try await running.call(Baton_Supervisor_V1_Supervisor.Method.restart, "flaky")
+            #expect(await running.waitFor { $0["flaky"]?.state == .fatal })
+            let status = try await running.status()
+            #expect(status["flaky"]?.lastError.contains("exited 5 times in a row") == true)
+            #expect(status["flaky"]?.restarts == 4)
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("a start that never becomes READY is stopped at the end of its start window and counts as failed: FATAL")
+    func startWindow() async throws {
+        let running = try await Self.start(
+            procfile: "hanger: sh -c 'touch \"$BATON_RUN_DIR/hanger.sock\"; exec sleep 1000'\n",
+            supervisorYAML: "processes:\n  hanger:\n    start_window: 1\n    grace: 1\n"
+        )
+        do {
+            #expect(await running.waitFor { $0["hanger"]?.state == .fatal })
+            let status = try await running.status()
+            #expect(status["hanger"]?.lastError.contains("not READY within its start window of 1.0 seconds") == true)
+            #expect(status["hanger"]?.lastExit == "signal 15 (SIGTERM)")
+            #expect(running.process.output.contains("not READY within its start window"))
+        } catch {
+            await running.cleanUp()
+            throw error
+        }
+        await running.cleanUp()
     }
 
     @Test("restart of one process gives it a new pid; the others keep theirs, and its clients reconnect")

@@ -77,21 +77,32 @@ struct ProcfileTests {
 struct SupervisorFileTests {
     let processes: Set<String> = ["router", "gate-evaluator"]
 
-    @Test("grace and per-process grace are read")
+    @Test("grace and start_window, and their per-process overrides, are read")
     func parses() throws {
         let file = try SupervisorFile.parse(
-            "grace: 5\nprocesses:\n  router:\n    grace: 20\n",
+            "grace: 5\nstart_window: 30\nprocesses:\n  router:\n    grace: 20\n    start_window: 90\n",
             file: "supervisor.yaml",
             processes: self.processes
         )
-        #expect(file == SupervisorFile(grace: 5, processGrace: ["router": 20]))
+        #expect(
+            file
+                == SupervisorFile(
+                    grace: 5,
+                    processGrace: ["router": 20],
+                    startWindow: 30,
+                    processStartWindow: ["router": 90]
+                )
+        )
         #expect(try SupervisorFile.parse("", file: "supervisor.yaml", processes: self.processes) == SupervisorFile())
     }
 
     @Test(
         "a bad supervisor.yaml is refused with its line and column",
         arguments: [
-            ("grace: 5\ngrase: 2\n", "supervisor.yaml:2:1: unknown key 'grase'; expected grace or processes"),
+            (
+                "grace: 5\ngrase: 2\n",
+                "supervisor.yaml:2:1: unknown key 'grase'; expected grace, start_window or processes"
+            ),
             ("grace: soon\n", "supervisor.yaml:1:8: grace must be a number of seconds between 0 and 3600"),
             (
                 "processes:\n  routr:\n    grace: 1\n",
@@ -99,9 +110,13 @@ struct SupervisorFileTests {
             ),
             (
                 "processes:\n  router:\n    grase: 1\n",
-                "supervisor.yaml:3:5: unknown key 'grase' for process router; expected grace"
+                "supervisor.yaml:3:5: unknown key 'grase' for process router; expected grace or start_window"
             ),
             ("processes: [router]\n", "supervisor.yaml:1:12: processes must be a mapping of keys to values"),
+            (
+                "processes:\n  router:\n    start_window: -1\n",
+                "supervisor.yaml:3:19: router.start_window must be a number of seconds between 0 and 3600"
+            ),
         ]
     )
     func refuses(text: String, message: String) {

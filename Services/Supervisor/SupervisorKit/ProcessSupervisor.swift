@@ -42,6 +42,8 @@ actor ProcessSupervisor: Service {
         var backoff = Rules.initialBackoff
         var lastExit = ""
         var lastError = ""
+        /// Set when this run was stopped for missing its start window, so that its exit says why.
+        var missedStartWindow = ""
         /// Bumped at every start, so that a timer or readiness check for an older run does nothing.
         var run = 0
         var timer: Task<Void, Never>?
@@ -56,6 +58,10 @@ actor ProcessSupervisor: Service {
         var grace: Duration
         /// Per-process grace periods from supervisor.yaml, overriding ``grace``.
         var processGrace: [String: Duration] = [:]
+        /// How long a start may take to become READY before it is stopped and counted as a failed start.
+        var startWindow = Duration.seconds(60)
+        /// Per-process start windows from supervisor.yaml, overriding ``startWindow``.
+        var processStartWindow: [String: Duration] = [:]
     }
 
     private let settings: Settings
@@ -198,6 +204,7 @@ actor ProcessSupervisor: Service {
         if child.state == .fatal || child.state == .stopped || child.state == .exited {
             child.failedStarts = 0
             child.backoff = Rules.initialBackoff
+            child.restarts = 0
         }
         self.children[name] = child
         await self.spawn(name)
@@ -273,9 +280,12 @@ actor ProcessSupervisor: Service {
         }
         child.run += 1
         child.state = .starting
-        self.children[name] = child
+        // Cleared before the record is saved: the saved copy is read back after the spawn, and a stale readyAt
+        // from the previous run would make a start that never became READY look long-lived.
         child.readyAt = nil
         child.lastError = ""
+        child.missedStartWindow = ""
+        self.children[name] = child
         var environment = self.settings.environment
         environment["BATON_PROCESS_NAME"] = name
         let arguments = ["/bin/sh", "-c", Self.shellCommand(child.entry.command)]
@@ -349,11 +359,15 @@ actor ProcessSupervisor: Service {
     }
 
     private func pollReadiness(_ name: String, run: Int, socket: String, client: RPCClient) async {
+        let window = self.settings.processStartWindow[name] ?? self.settings.startWindow
         while !Task.isCancelled {
             guard let child = self.children[name], child.run == run, child.state == .starting,
                 let startedAt = child.startedAt
             else {
                 return
+            }
+            if self.clock.now - startedAt >= window {
+                return self.missedStartWindow(name, run: run, window: window)
             }
             if SocketFile.identity(of: socket) != nil {
                 let reply = try? await client.unary(
@@ -369,6 +383,35 @@ actor ProcessSupervisor: Service {
             }
             try? await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    /// A start that is not READY within its window is stopped (SIGTERM, then SIGKILL after the grace period);
+    /// its exit counts as a failed start, as supervisord's startsecs does.
+    private func missedStartWindow(_ name: String, run: Int, window: Duration) {
+        guard var child = self.children[name], child.run == run, child.state == .starting, child.pid > 0 else {
+            return
+        }
+        let pid = child.pid
+        child.lastError = "not READY within its start window of \(window); stopping it"
+        child.missedStartWindow = "not READY within its start window of \(window); "
+        self.children[name] = child
+        self.logger.error(
+            "not READY within its start window; stopping it",
+            metadata: ["baton.child": "\(name)", "baton.pid": "\(pid)", "baton.start_window": "\(window)"]
+        )
+        kill(-pid, SIGTERM)
+        let grace = self.settings.processGrace[name] ?? self.settings.grace
+        Task {
+            try? await Task.sleep(for: grace)
+            self.killIfStillStarting(name, run: run)
+        }
+    }
+
+    private func killIfStillStarting(_ name: String, run: Int) {
+        guard let child = self.children[name], child.run == run, child.state == .starting, child.pid > 0 else {
+            return
+        }
+        kill(-child.pid, SIGKILL)
     }
 
     private func becameReady(_ name: String, run: Int) {
@@ -433,7 +476,8 @@ actor ProcessSupervisor: Service {
             if child.failedStarts >= Rules.failedStartsBeforeFatal {
                 child.state = .fatal
                 child.lastError =
-                    "exited \(child.failedStarts) times in a row before staying READY for 10 s (last: \(how)); "
+                    child.missedStartWindow
+                    + "exited \(child.failedStarts) times in a row before staying READY for 10 s; "
                     + "it stays down until started again"
                 self.logger.error(
                     "giving up",
@@ -446,7 +490,7 @@ actor ProcessSupervisor: Service {
                 child.state = .backoff
                 let delay = child.backoff
                 child.backoff = min(child.backoff * 2, Rules.maxBackoff)
-                child.lastError = "exited unexpectedly (\(how)); restarting in \(delay)"
+                child.lastError = child.missedStartWindow + "restarting in \(delay)"
                 let run = child.run
                 child.timer = Task {
                     try? await Task.sleep(for: delay)

@@ -15,7 +15,17 @@ import Glibc
 public struct SupervisorCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "supervisor",
-        abstract: "Runs Baton's processes from a Procfile, restarts what crashes, stops everything on SIGTERM/SIGINT."
+        abstract: "Runs Baton's processes from a Procfile, restarts what crashes, stops everything on SIGTERM/SIGINT.",
+        discussion: """
+            Beside the Procfile, two optional files are read:
+              .env             KEY=VALUE lines added to every process's environment.
+              supervisor.yaml  grace: seconds after SIGTERM before SIGKILL (default 10; --grace overrides it);
+                               start_window: seconds a start may take to become READY before it is stopped and
+                               counted as a failed start (default 60); processes: NAME: {grace, start_window}
+                               overrides either for one process.
+            A process that exits is restarted after a back-off of 0.1 s doubling to 10 s. Five failed starts in
+            a row (each ending before the process was READY for 10 s) make it FATAL until started again.
+            """
     )
 
     @OptionGroup var options: ProcessOptions
@@ -89,7 +99,9 @@ public struct SupervisorCommand: AsyncParsableCommand {
             workingDirectory: workingDirectory,
             runDirectory: Self.absolute(configuration.runDirectory),
             grace: .milliseconds(Int64(grace * 1000)),
-            processGrace: file.processGrace.mapValues { .milliseconds(Int64($0 * 1000)) }
+            processGrace: file.processGrace.mapValues { .milliseconds(Int64($0 * 1000)) },
+            startWindow: .milliseconds(Int64((file.startWindow ?? 60) * 1000)),
+            processStartWindow: file.processStartWindow.mapValues { .milliseconds(Int64($0 * 1000)) }
         )
     }
 

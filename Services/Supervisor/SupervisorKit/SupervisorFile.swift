@@ -1,16 +1,21 @@
 import Yams
 
-/// The optional `supervisor.yaml` beside the Procfile: the default grace period and per-process overrides.
+/// The optional `supervisor.yaml` beside the Procfile: the default grace period and start window, and
+/// per-process overrides of either.
 ///
 /// ```yaml
 /// grace: 10          # seconds a process gets after SIGTERM before SIGKILL (default 10, or --grace)
+/// start_window: 60   # seconds a start may take to become READY before it counts as failed (default 60)
 /// processes:
 ///   router:
 ///     grace: 20
+///     start_window: 120
 /// ```
 package struct SupervisorFile: Equatable, Sendable {
     var grace: Double?
     var processGrace: [String: Double] = [:]
+    var startWindow: Double?
+    var processStartWindow: [String: Double] = [:]
 
     /// Parses `text`, refusing unknown keys, wrong types and processes the Procfile does not name, each with
     /// `file:line:column`.
@@ -38,6 +43,8 @@ package struct SupervisorFile: Equatable, Sendable {
             switch key.string {
             case "grace":
                 result.grace = try Self.seconds(value, file: file, what: "grace")
+            case "start_window":
+                result.startWindow = try Self.seconds(value, file: file, what: "start_window")
             case "processes":
                 for (nameNode, settings) in try Self.mapping(value, file: file, what: "processes") {
                     let name = nameNode.string ?? ""
@@ -49,18 +56,35 @@ package struct SupervisorFile: Equatable, Sendable {
                         )
                     }
                     for (settingKey, settingValue) in try Self.mapping(settings, file: file, what: name) {
-                        guard settingKey.string == "grace" else {
+                        switch settingKey.string {
+                        case "grace":
+                            result.processGrace[name] = try Self.seconds(
+                                settingValue,
+                                file: file,
+                                what: "\(name).grace"
+                            )
+                        case "start_window":
+                            result.processStartWindow[name] = try Self.seconds(
+                                settingValue,
+                                file: file,
+                                what: "\(name).start_window"
+                            )
+                        default:
                             throw Self.error(
                                 settingKey,
                                 file: file,
-                                "unknown key '\(settingKey.string ?? "")' for process \(name); expected grace"
+                                "unknown key '\(settingKey.string ?? "")' for process \(name); expected grace or "
+                                    + "start_window"
                             )
                         }
-                        result.processGrace[name] = try Self.seconds(settingValue, file: file, what: "\(name).grace")
                     }
                 }
             default:
-                throw Self.error(key, file: file, "unknown key '\(key.string ?? "")'; expected grace or processes")
+                throw Self.error(
+                    key,
+                    file: file,
+                    "unknown key '\(key.string ?? "")'; expected grace, start_window or processes"
+                )
             }
         }
         return result
