@@ -202,14 +202,55 @@ struct Status: AsyncParsableCommand {
             Baton_Supervisor_V1_Supervisor.Method.status,
             Baton_Supervisor_V1_StatusRequest()
         )
+        let stale = await self.staleConfigurations(reply.processes)
         if self.json {
             Output.line(try reply.jsonString())
+            stale.forEach(Output.error)
         } else {
             Output.processes(reply.processes)
+            stale.forEach(Output.line)
         }
-        if !reply.processes.allSatisfy({ $0.state == .ready }) {
+        if !reply.processes.allSatisfy({ $0.state == .ready }) || !stale.isEmpty {
             throw ExitCode(1)
         }
+    }
+
+    /// One line per READY process that serves an older configuration than its files, saying why: the
+    /// gate-evaluator's refused workflow files and the router's refused destinations.yaml.
+    func staleConfigurations(_ processes: [Baton_Supervisor_V1_ProcessStatus]) async -> [String] {
+        let ready = Set(processes.filter { $0.state == .ready }.map(\.name))
+        var lines: [String] = []
+        let options = CallOptions(timeout: .seconds(5))
+        if ready.contains("gate-evaluator") {
+            let client = self.connection.client(of: "gate-evaluator")
+            let gates = Baton_Gates_V1_GateEvaluator.Client(client)
+            if let listed = try? await gates.listWorkflows(.init(), options: options) {
+                for problem in listed.problems {
+                    let served = listed.workflows.first { $0.source == problem.file && !$0.lastValidCopy.isEmpty }
+                    lines.append(
+                        "gate-evaluator serves an older configuration than its files: "
+                            + "\(problem.file):\(problem.line):\(problem.column): \(problem.message)"
+                            + (served.map { " (serving \($0.id) from \($0.lastValidCopy))" } ?? " (not served)")
+                    )
+                }
+            }
+            await client.close()
+        }
+        if ready.contains("router") {
+            let client = self.connection.client(of: "router")
+            let router = Baton_Routing_V1_Router.Client(client)
+            if let listed = try? await router.listDestinations(.init(), options: options) {
+                for problem in listed.problems {
+                    lines.append(
+                        "router serves an older configuration than its files: "
+                            + "\(problem.file):\(problem.line):\(problem.column): \(problem.message)"
+                            + (listed.lastValidCopy.isEmpty ? "" : " (serving \(listed.lastValidCopy))")
+                    )
+                }
+            }
+            await client.close()
+        }
+        return lines
     }
 }
 

@@ -1,4 +1,5 @@
 import BatonProto
+import BatonRuntime
 import BatonTestKit
 import Testing
 
@@ -93,6 +94,42 @@ struct BatonctlTests {
             let lines = health.output.split(separator: "\n")
             #expect(lines.contains { $0.hasPrefix("metrics-collector ") && $0.contains("STOPPED") }, "\(health.output)")
             #expect(lines.contains { $0.hasPrefix("supervisor ") && $0.hasSuffix(" SERVING") })
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("status names a process that serves an older configuration than its files, and why, and exits 1")
+    func statusSaysStaleConfiguration() async throws {
+        let procfile = "gate-evaluator: \(ServiceProcess.productsDirectory)/gate-evaluator\n"
+        let running = try await SupervisorTests.start(procfile: procfile) { directory in
+            mkdir(directory.appending("config"), 0o755)
+            mkdir(directory.appending("config/workflows"), 0o755)
+            let general = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/general.yaml")
+            try SupervisorTests.write(general, to: directory.appending("config/workflows/general.yaml"))
+        }
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["gate-evaluator"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            #expect(try await self.run(["status"], in: running).status == 0)
+            let file = running.directory.appending("config/workflows/general.yaml")
+            try SupervisorTests.write(try TextFile.read(file) + "colour: blue\n", to: file)
+            let restarted = try await self.run(["restart", "gate-evaluator"], in: running)
+            #expect(restarted.status == 0, "it serves the last valid version: \(restarted.output)")
+            pids += try await running.status().values.map(\.pid)
+            let status = try await self.run(["status"], in: running)
+            #expect(status.status == 1)
+            #expect(
+                status.output.contains(
+                    "gate-evaluator serves an older configuration than its files: config/workflows/general.yaml:"
+                ),
+                "\(status.output)"
+            )
+            #expect(status.output.contains("unknown key 'colour'"))
+            #expect(status.output.contains("(serving general from "))
         } catch {
             await running.cleanUp(pids: pids)
             throw error

@@ -143,6 +143,41 @@ struct GateEvaluatorProcessTests {
         }
     }
 
+    @Test(
+        "restarted with a workflow file that no longer validates, it serves the file's last valid version and says so; with no valid version at all it refuses to start"
+    )
+    func lastValidVersionAfterRestart() async throws {
+        try await Self.with { running in
+            let billing = running.directory.appending("config/workflows") + "/billing-support.yaml"
+            let original = try TextFile.read(billing)
+            let broken = original.replacingFirst("version: 1", with: "version: 2\ncolour: blue")
+            try SupervisorTests.write(broken, to: billing)
+            try await running.killAndRestart()
+            let listed = try await running.call(
+                Baton_Gates_V1_GateEvaluator.Method.listWorkflows,
+                Baton_Gates_V1_ListWorkflowsRequest()
+            )
+            let served = listed.workflows.first { $0.id == "billing-support" }
+            #expect(served?.version == "1", "the workflow must not go missing: \(listed)")
+            #expect(served?.lastValidCopy.hasSuffix("gate-evaluator.last-valid/billing-support.yaml") == true)
+            #expect(listed.problems.map { "\($0.file):\($0.line)" } == ["config/workflows/billing-support.yaml:5"])
+            #expect(running.process.output.contains("workflow refused; its last valid version keeps serving"))
+            #expect(listed.workflows.first { $0.id == "general" }?.lastValidCopy == "")
+
+            // Another data directory has no copy: every workflow broken and nothing to fall back on.
+            for name in ["bereavement", "general"] {
+                try SupervisorTests.write("id: [", to: running.directory.appending("config/workflows/\(name).yaml"))
+            }
+            let result = try await ServiceProcess.run(
+                path: ServiceProcess.productsDirectory + "/gate-evaluator",
+                arguments: ["--data-dir", "other-data", "--run-dir", "other-run"],
+                in: running.directory
+            )
+            #expect(result.status == 1)
+            #expect(result.output.contains("no workflow validates and none has a last valid version to serve"))
+        }
+    }
+
     @Test("SIGHUP reloads the workflows, with the checks of the files turned off")
     func sighupReloads() async throws {
         try await Self.with(["--watch-interval", "0"]) { running in

@@ -126,6 +126,30 @@ struct RouterProcessTests {
         }
     }
 
+    @Test(
+        "restarted with a destinations.yaml that no longer validates, the router serves its last valid version and says so; with none it refuses to start"
+    )
+    func lastValidVersionAfterRestart() async throws {
+        try await Self.with { running in
+            let file = running.directory.appending("config/destinations.yaml")
+            try SupervisorTests.write(Self.destinations.replacingFirst("agents: 2", with: "agents: lots"), to: file)
+            try await running.killAndRestart()
+            let listed = try await running.list()
+            #expect(listed.destinations.first?.agents == 2)
+            #expect(listed.problems.map { "\($0.file):\($0.line)" } == ["config/destinations.yaml:7"])
+            #expect(listed.lastValidCopy.hasSuffix("router.last-valid/destinations.yaml"))
+            #expect(running.process.output.contains("destinations refused; their last valid version serves"))
+
+            let fresh = try await ServiceProcess.run(
+                path: ServiceProcess.productsDirectory + "/router",
+                arguments: ["--data-dir", "other-data", "--run-dir", "other-run"],
+                in: running.directory
+            )
+            #expect(fresh.status == 1)
+            #expect(fresh.output.contains("agents must be a number, not 'lots'"))
+        }
+    }
+
     @Test("batonctl call router Route takes and prints JSON")
     func batonctlCall() async throws {
         try await Self.with { running in

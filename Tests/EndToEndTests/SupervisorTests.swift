@@ -63,9 +63,11 @@ struct SupervisorTests {
         procfile: String,
         dotEnv: String? = nil,
         supervisorYAML: String? = nil,
-        arguments: [String] = []
+        arguments: [String] = [],
+        prepare: (TemporaryDirectory) throws -> Void = { _ in }
     ) async throws -> Running {
         let directory = try TemporaryDirectory()
+        try prepare(directory)
         try Self.write(procfile, to: directory.appending("Procfile"))
         if let dotEnv {
             try Self.write(dotEnv, to: directory.appending(".env"))

@@ -22,6 +22,7 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
         let process = try BatonProcess(name: "gate-evaluator", options: self.options)
         let library = WorkflowLibrary(
             directory: process.configuration.configDirectory + "/workflows",
+            copies: LastValidCopies(directory: process.configuration.dataDirectory + "/gate-evaluator.last-valid"),
             logger: process.logger
         )
         // Loaded once the socket is ours, so that a second instance is refused before it reads anything.
@@ -38,7 +39,14 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
                 )
             ]
         ) { _ in
-            try library.reload()
+            let problems = try library.reload()
+            // Refused rather than serving nothing: every call would fail NOT_FOUND while health said SERVING.
+            if library.all.isEmpty && !problems.isEmpty {
+                throw ConfigurationError(
+                    "no workflow validates and none has a last valid version to serve: "
+                        + problems.map(\.description).joined(separator: "; ")
+                )
+            }
             prepared.set(library)
         }
     }

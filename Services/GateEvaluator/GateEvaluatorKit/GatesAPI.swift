@@ -143,6 +143,7 @@ struct GatesAPI: Sendable {
         summary.persona = loaded.workflow.persona
         summary.source = loaded.source
         summary.gates = UInt32(loaded.workflow.gates.count)
+        summary.lastValidCopy = loaded.lastValidCopy ?? ""
         return summary
     }
 

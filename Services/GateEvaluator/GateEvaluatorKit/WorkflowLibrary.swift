@@ -10,10 +10,14 @@ import Glibc
 ///
 /// A reload reads every file again. A file that no longer validates is refused, with its problems, and the
 /// previous valid version of its workflow keeps serving; a file that was removed takes its workflow with it.
+/// Each valid version is also copied to ``copies``, so that after a restart a file that no longer validates
+/// serves its last valid version too, instead of its workflow silently going missing.
 final class WorkflowLibrary: Sendable {
     struct Loaded: Sendable {
         var workflow: Workflow
         var source: String
+        /// Set when `source` no longer validates: the last valid version that serves instead, and where it is kept.
+        var lastValidCopy: String?
     }
 
     private struct State {
@@ -26,11 +30,13 @@ final class WorkflowLibrary: Sendable {
     }
 
     let directory: String
+    let copies: LastValidCopies?
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    init(directory: String, logger: Logger) {
+    init(directory: String, copies: LastValidCopies? = nil, logger: Logger) {
         self.directory = directory
+        self.copies = copies
         self.logger = logger
     }
 
@@ -53,25 +59,33 @@ final class WorkflowLibrary: Sendable {
         var parsed: [(file: String, workflow: Workflow)] = []
         var problems: [ConfigProblem] = []
         var fingerprints: [String: FileFingerprint?] = [:]
+        var valid: [(file: String, text: String)] = []
         for file in files {
             fingerprints[file] = FileFingerprint(of: file)
             do {
-                parsed.append((file, try WorkflowFile.parse(try TextFile.read(file), file: file)))
+                let text = try TextFile.read(file)
+                parsed.append((file, try WorkflowFile.parse(text, file: file)))
+                valid.append((file, text))
             } catch let error as InvalidConfigFile {
                 problems += error.problems
             } catch {
                 problems.append(ConfigProblem(file: file, line: 1, column: 1, message: "\(error)"))
             }
         }
+        let failed = Set(problems.map(\.file))
+        let kept = self.keptCopies(of: failed)
         self.state.withLockedValue { state in
             var byID: [String: Loaded] = [:]
             var idOfFile: [String: String] = [:]
-            // Files that failed keep their previous valid workflow.
-            let failed = Set(problems.map(\.file))
+            // Files that failed keep their previous valid workflow: the one serving, else the kept copy.
             for file in failed {
-                if let id = state.idOfFile[file], let previous = state.byID[id], files.contains(file) {
+                if let id = state.idOfFile[file], var previous = state.byID[id], files.contains(file) {
+                    previous.lastValidCopy = previous.lastValidCopy ?? self.copies?.path(of: file) ?? "memory"
                     byID[id] = previous
                     idOfFile[file] = id
+                } else if let copy = kept[file] {
+                    byID[copy.workflow.id] = copy
+                    idOfFile[file] = copy.workflow.id
                 }
             }
             for (file, workflow) in parsed {
@@ -94,14 +108,57 @@ final class WorkflowLibrary: Sendable {
             state.problems = problems
             state.fingerprints = fingerprints
         }
+        self.keep(valid, of: files)
         for problem in problems {
-            self.logger.warning("workflow refused", metadata: ["baton.problem": "\(problem)"])
+            let serving = self.all.first { $0.source == problem.file }?.lastValidCopy
+            self.logger.warning(
+                serving == nil
+                    ? "workflow refused; its file has no valid version to serve"
+                    : "workflow refused; its last valid version keeps serving",
+                metadata: ["baton.problem": "\(problem)", "baton.last_valid_copy": "\(serving ?? "none")"]
+            )
         }
         self.logger.info(
             "workflows loaded",
             metadata: ["baton.workflows": "\(self.all.map(\.workflow.id).joined(separator: ","))"]
         )
         return problems
+    }
+
+    /// The kept last valid versions of the files that failed, parsed (a copy that does not parse is skipped).
+    private func keptCopies(of failed: Set<String>) -> [String: Loaded] {
+        guard let copies = self.copies else {
+            return [:]
+        }
+        var kept: [String: Loaded] = [:]
+        for file in failed {
+            guard let text = copies.text(of: file), let workflow = try? WorkflowFile.parse(text, file: file) else {
+                continue
+            }
+            kept[file] = Loaded(workflow: workflow, source: file, lastValidCopy: copies.path(of: file))
+        }
+        return kept
+    }
+
+    /// Copies each valid file, and forgets the copies of files that were removed.
+    private func keep(_ valid: [(file: String, text: String)], of files: [String]) {
+        guard let copies = self.copies else {
+            return
+        }
+        for (file, text) in valid {
+            do {
+                try copies.save(text, of: file)
+            } catch {
+                self.logger.error(
+                    "cannot keep the last valid version of a workflow",
+                    metadata: ["baton.file": "\(file)", "baton.error": "\(error)"]
+                )
+            }
+        }
+        let present = Set(files.map { copies.path(of: $0) })
+        for name in copies.names() where !present.contains(copies.directory + "/" + name) {
+            copies.remove(of: name)
+        }
     }
 
     /// Whether a file was added, removed or changed since the last load.

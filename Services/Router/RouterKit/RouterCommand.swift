@@ -41,6 +41,7 @@ public struct RouterCommand: AsyncParsableCommand {
                 try RouterCore(
                     file: process.configuration.configDirectory + "/destinations.yaml",
                     database: process.configuration.dataDirectory + "/router.sqlite",
+                    copies: LastValidCopies(directory: process.configuration.dataDirectory + "/router.last-valid"),
                     logger: process.logger
                 )
             )

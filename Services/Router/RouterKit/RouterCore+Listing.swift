@@ -45,6 +45,7 @@ extension RouterCore {
             reply.destinations = state.configuration.destinations.map { Self.describe($0, in: state, now: now) }
             reply.source = state.source
             reply.problems = state.problems.map(Self.problem)
+            reply.lastValidCopy = state.lastValidCopy ?? ""
             return reply
         }
     }

@@ -1,6 +1,6 @@
 package import BatonProto
 import BatonRPC
-import BatonRuntime
+package import BatonRuntime
 import BatonStore
 package import Foundation
 import GRDB
@@ -23,6 +23,8 @@ package final class RouterCore: Sendable {
         var configuration: RoutingConfiguration
         var source: String
         var problems: [ConfigProblem] = []
+        /// While the file does not validate: the copy of its last valid version, which serves instead.
+        var lastValidCopy: String?
         var fingerprint: FileFingerprint?
         var ledger = Ledger()
         /// Reservations taken out of the ledger by a Release, Decline or expiry whose write is in flight, with
@@ -36,25 +38,31 @@ package final class RouterCore: Sendable {
 
     let store: Store
     let file: String
+    let copies: LastValidCopies?
     let logger: Logger
     let now: @Sendable () -> Date
     let state: Mutex<State>
 
-    /// Loads `file` (which must be valid) and the open reservations stored in `database`.
+    /// Loads `file` and the open reservations stored in `database`. A `file` that does not validate is served
+    /// from its last valid version in `copies`; with none, the router cannot start.
     package init(
         file: String,
         database: String,
+        copies: LastValidCopies? = nil,
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() }
     ) throws {
         self.file = file
+        self.copies = copies
         self.logger = logger
         self.now = now
-        let configuration = try Self.load(file)
+        let (configuration, problems, copy) = try Self.initial(file, copies: copies, logger: logger)
         self.store = try Store(path: database, migrator: RouterStore.migrator)
         var state = State(
             configuration: configuration.configuration,
             source: file,
+            problems: problems,
+            lastValidCopy: copy,
             fingerprint: configuration.fingerprint
         )
         let open = try self.store.pool.read { db in try RouterStore.openReservations(in: db) }

@@ -337,6 +337,10 @@ public nonisolated struct Baton_Gates_V1_WorkflowSummary: Sendable {
 
   public var gates: UInt32 = 0
 
+  /// Set when `source` no longer validates (see ListWorkflowsReply.problems): this is its last valid version,
+  /// served from this copy in the gate-evaluator's data directory, also across restarts.
+  public var lastValidCopy: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -377,7 +381,7 @@ public nonisolated struct Baton_Gates_V1_ListWorkflowsReply: Sendable {
 
   public var workflows: [Baton_Gates_V1_WorkflowSummary] = []
 
-  /// files refused at the last load (their previous versions keep serving)
+  /// files refused at the last load (their last valid versions keep serving)
   public var problems: [Baton_Gates_V1_Problem] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -823,7 +827,7 @@ nonisolated extension Baton_Gates_V1_EvaluateReply: SwiftProtobuf.Message, Swift
 
 nonisolated extension Baton_Gates_V1_WorkflowSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkflowSummary"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}version\0\u{1}persona\0\u{1}source\0\u{1}gates\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}version\0\u{1}persona\0\u{1}source\0\u{1}gates\0\u{3}last_valid_copy\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -836,6 +840,7 @@ nonisolated extension Baton_Gates_V1_WorkflowSummary: SwiftProtobuf.Message, Swi
       case 3: try { try decoder.decodeSingularStringField(value: &self.persona) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.source) }()
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.gates) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.lastValidCopy) }()
       default: break
       }
     }
@@ -857,6 +862,9 @@ nonisolated extension Baton_Gates_V1_WorkflowSummary: SwiftProtobuf.Message, Swi
     if self.gates != 0 {
       try visitor.visitSingularUInt32Field(value: self.gates, fieldNumber: 5)
     }
+    if !self.lastValidCopy.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastValidCopy, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -866,6 +874,7 @@ nonisolated extension Baton_Gates_V1_WorkflowSummary: SwiftProtobuf.Message, Swi
     if lhs.persona != rhs.persona {return false}
     if lhs.source != rhs.source {return false}
     if lhs.gates != rhs.gates {return false}
+    if lhs.lastValidCopy != rhs.lastValidCopy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

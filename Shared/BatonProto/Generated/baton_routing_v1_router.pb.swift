@@ -667,8 +667,12 @@ public nonisolated struct Baton_Routing_V1_ListDestinationsReply: Sendable {
 
   public var source: String = String()
 
-  /// of the last reload that was refused
+  /// of the last load or reload that was refused
   public var problems: [Baton_Routing_V1_Problem] = []
+
+  /// Set while `source` does not validate (see problems): the copy of its last valid version, in the router's data
+  /// directory, that serves instead, also across restarts.
+  public var lastValidCopy: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1513,7 +1517,7 @@ nonisolated extension Baton_Routing_V1_Problem: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Baton_Routing_V1_ListDestinationsReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListDestinationsReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}destinations\0\u{1}source\0\u{1}problems\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}destinations\0\u{1}source\0\u{1}problems\0\u{3}last_valid_copy\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1524,6 +1528,7 @@ nonisolated extension Baton_Routing_V1_ListDestinationsReply: SwiftProtobuf.Mess
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.destinations) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.source) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.problems) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.lastValidCopy) }()
       default: break
       }
     }
@@ -1539,6 +1544,9 @@ nonisolated extension Baton_Routing_V1_ListDestinationsReply: SwiftProtobuf.Mess
     if !self.problems.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.problems, fieldNumber: 3)
     }
+    if !self.lastValidCopy.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastValidCopy, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1546,6 +1554,7 @@ nonisolated extension Baton_Routing_V1_ListDestinationsReply: SwiftProtobuf.Mess
     if lhs.destinations != rhs.destinations {return false}
     if lhs.source != rhs.source {return false}
     if lhs.problems != rhs.problems {return false}
+    if lhs.lastValidCopy != rhs.lastValidCopy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
