@@ -21,6 +21,24 @@ struct Batonctl: AsyncParsableCommand {
             Call.self, Calls.self, BriefCommand.self,
         ]
     )
+
+    /// As ArgumentParser's, except that a wrong command line exits 2, as the README says, rather than 64.
+    static func main() async {
+        do {
+            var command = try Self.parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if Self.exitCode(for: error) == .validationFailure {
+                StandardStream.writeLine(Self.fullMessage(for: error), to: 2)
+                Self.exit(withError: ExitCode(2))
+            }
+            Self.exit(withError: error)
+        }
+    }
 }
 
 /// Where to find the sockets; every command takes it.
@@ -92,7 +110,7 @@ extension Connection {
         }
     }
 
-    /// Reports a failed call in one line and exits: 2 when the supervisor is not running (the command could not
+    /// Reports a failed call in one line and exits: 2 when the process is not running (the command could not
     /// run), 1 for any other failed call.
     func fail(_ error: RPCError, of process: String) throws -> Never {
         guard error.code == .unavailable else {
@@ -109,7 +127,7 @@ extension Connection {
         Output.error(
             "\(process) does not answer on \(self.socket(of: process)) (\(error.message)); is Baton running? batonctl status"
         )
-        throw ExitCode(1)
+        throw ExitCode(2)
     }
 }
 

@@ -206,7 +206,30 @@ struct BatonctlTests {
             #expect(unknownField.output.contains("unknown field 'nme' for baton.supervisor.v1.ProcessRequest"))
             let malformed = try await self.run(["call", "supervisor", "Stop", "{name"], in: running)
             #expect(malformed.status == 2)
-            #expect(malformed.output.contains("the request is not valid JSON for baton.supervisor.v1.ProcessRequest"))
+            #expect(
+                malformed.output.contains(
+                    "the request is not JSON; expected a JSON object ({...}) for baton.supervisor.v1.ProcessRequest"
+                )
+            )
+            let wrongType = try await self.run(["call", "supervisor", "Stop", "{\"name\":5}"], in: running)
+            #expect(wrongType.status == 2)
+            #expect(
+                wrongType.output.contains(
+                    "field 'name' of baton.supervisor.v1.ProcessRequest: expected a string, not the number 5"
+                )
+            )
+            let array = try await self.run(["call", "supervisor", "Stop", "[]"], in: running)
+            #expect(array.output.contains("the request is an array; expected a JSON object ({...})"))
+            for arguments in [["call", "routr", "Route", "{}"], ["call", "routr", "--list"]] {
+                let misspelled = try await self.run(arguments, in: running)
+                #expect(misspelled.status == 2)
+                #expect(
+                    misspelled.output.contains(
+                        "there is no process 'routr'; the processes are context-assembler, gate-evaluator, "
+                            + "metrics-collector, router, supervisor"
+                    )
+                )
+            }
             let unknownMethod = try await self.run(["call", "metrics-collector", "Route"], in: running)
             #expect(unknownMethod.status == 2)
             #expect(
@@ -259,5 +282,17 @@ struct BatonctlTests {
         #expect(
             health.output.contains("metrics-collector  UNAVAILABLE: cannot connect to 'run/metrics-collector.sock'")
         )
+        // The README's rule: 2 when the command could not run, whichever process it needs, and for a wrong
+        // command line (ArgumentParser's own is 64).
+        let report = try await ServiceProcess.run(
+            path: self.batonctl,
+            arguments: ["report", "--run-dir", "run"],
+            in: directory
+        )
+        #expect(report.status == 2, "\(report.output)")
+        #expect(report.output.contains("metrics-collector does not answer on run/metrics-collector.sock"))
+        let missing = try await ServiceProcess.run(path: self.batonctl, arguments: ["brief"], in: directory)
+        #expect(missing.status == 2)
+        #expect(missing.output.contains("Missing expected argument '<handoff>'"))
     }
 }

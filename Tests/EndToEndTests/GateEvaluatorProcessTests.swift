@@ -203,6 +203,14 @@ struct GateEvaluatorProcessTests {
             #expect(result.status == 0, "\(result.output)")
             #expect(result.output.contains(#""gateId":"asked-for-a-person""#))
             #expect(result.output.contains(#""category":"caller_request""#))
+            // A reply that lists problems is not a success.
+            let invalid = try await running.batonctl(
+                ["call", "gate-evaluator", "ValidateWorkflow", #"{"yaml": "id: x\ncolour: blue\n"}"#]
+            )
+            #expect(invalid.status == 1, "\(invalid.output)")
+            #expect(invalid.output.contains("batonctl: the reply lists problems"))
+            let reload = try await running.batonctl(["call", "gate-evaluator", "Reload"])
+            #expect(reload.status == 0, "\(reload.output)")
         }
     }
 
