@@ -222,7 +222,7 @@ struct Status: AsyncParsableCommand {
         )
         let stale = await self.staleConfigurations(reply.processes)
         if self.json {
-            Output.line(try reply.jsonString())
+            Output.line(try Self.json(reply))
             stale.forEach(Output.error)
         } else {
             Output.processes(reply.processes)
@@ -231,6 +231,29 @@ struct Status: AsyncParsableCommand {
         if !reply.processes.allSatisfy({ $0.state == .ready }) || !stale.isEmpty {
             throw ExitCode(1)
         }
+    }
+
+    /// The reply as protobuf JSON, but with every field of every process, also those at their default value
+    /// (`"restarts":0`, `"lastExit":""`), which protobuf's JSON leaves out and a script reading it expects.
+    static func json(_ reply: Baton_Supervisor_V1_StatusReply) throws -> String {
+        func quoted(_ text: String) throws -> String {
+            try Google_Protobuf_StringValue(text).jsonString()
+        }
+        let processes = try reply.processes.map { process in
+            let fields = [
+                ("name", try quoted(process.name)),
+                ("state", try quoted(Output.state(process.state))),
+                ("pid", "\(process.pid)"),
+                ("startedAtUnixMs", "\"\(process.startedAtUnixMs)\""),
+                ("uptimeMs", "\"\(process.uptimeMs)\""),
+                ("restarts", "\(process.restarts)"),
+                ("lastExit", try quoted(process.lastExit)),
+                ("lastError", try quoted(process.lastError)),
+                ("command", try quoted(process.command)),
+            ]
+            return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        }
+        return "{\"processes\":[" + processes.joined(separator: ",") + "]}"
     }
 
     /// One line per READY process that serves an older configuration than its files, saying why: the

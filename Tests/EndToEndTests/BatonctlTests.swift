@@ -37,6 +37,7 @@ struct BatonctlTests {
             let json = try await self.run(["status", "--json"], in: running)
             #expect(json.output.contains("\"name\":\"sleeper\""))
             #expect(json.output.contains("\"state\":\"READY\""))
+            #expect(json.output.contains("\"restarts\":0") && json.output.contains("\"lastExit\":\"\""))
 
             let restarted = try await self.run(["restart", "metrics-collector"], in: running)
             #expect(restarted.status == 0)

@@ -54,3 +54,21 @@ struct ProcessSupervisorTests {
         }
     }
 }
+
+/// Lines through a pipe get the supervisor's time, unless they carry their own.
+@Suite("Child output")
+struct ChildOutputTests {
+    @Test(
+        "a line that starts with its own time gets no second one",
+        arguments: [
+            ("2026-12-01T09:30:00+0000 info router: ready", true),
+            ("2026-12-01T09:30:00.123Z hello", true),
+            ("tick 1", false),
+            ("2026-12-01 09:30:00 not ISO", false),
+            ("", false),
+        ]
+    )
+    func stamped(line: String, stamped: Bool) {
+        #expect(ChildOutput.isStamped(line) == stamped)
+    }
+}

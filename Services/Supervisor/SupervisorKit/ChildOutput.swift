@@ -68,8 +68,21 @@ final class ChildOutput: Sendable {
         for follower in followers {
             follower.yield(record)
         }
-        let stamp = Self.terminal ? "" : Self.timestamp() + " "
+        let stamp = Self.terminal || Self.isStamped(line) ? "" : Self.timestamp() + " "
         StandardStream.writeLine(stamp + self.prefix + line)
+    }
+
+    /// Whether `line` begins with its own time, as Baton's processes' log lines do ("2026-12-01T09:30:00..."):
+    /// those get no second one.
+    static func isStamped(_ line: String) -> Bool {
+        let head = Array(line.utf8.prefix(19))
+        guard head.count == 19 else {
+            return false
+        }
+        let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+        return digits.allSatisfy { head[$0] >= UInt8(ascii: "0") && head[$0] <= UInt8(ascii: "9") }
+            && head[4] == UInt8(ascii: "-") && head[7] == UInt8(ascii: "-") && head[10] == UInt8(ascii: "T")
+            && head[13] == UInt8(ascii: ":") && head[16] == UInt8(ascii: ":")
     }
 
     static func nowUnixMs() -> Int64 {
