@@ -136,7 +136,10 @@ let package = Package(
         // Clients/: what operators and integrators run.
         .executableTarget(
             name: "Batonctl",
-            dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, logging, protobuf],
+            dependencies: [
+                "BatonRuntime", "BatonRPC", "BatonProto", "GateEvaluatorKit", "RouterKit", argumentParser, logging,
+                protobuf,
+            ],
             path: "Clients/batonctl",
             swiftSettings: swiftSettings
         ),

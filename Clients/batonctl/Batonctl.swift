@@ -17,8 +17,9 @@ struct Batonctl: AsyncParsableCommand {
         abstract:
             "Control and inspect a running Baton: its processes (through the supervisor), their health, and the handoff figures.",
         subcommands: [
-            Status.self, Start.self, Stop.self, Restart.self, Logs.self, Health.self, Report.self, Metrics.self,
-            Call.self, Calls.self, BriefCommand.self,
+            Status.self, Start.self, Stop.self, Restart.self, Logs.self, Events.self, Health.self, Report.self,
+            Metrics.self,
+            Call.self, Calls.self, BriefCommand.self, Explain.self, Handoffs.self, Validate.self,
         ]
     )
 
@@ -163,6 +164,19 @@ enum Output {
             return "\(seconds / 60)m\(seconds % 60)s"
         }
         return "\(seconds / 3600)h\((seconds % 3600) / 60)m"
+    }
+
+    /// `2026-12-01T09:30:00.123Z`: a Unix time in milliseconds, in UTC.
+    static func time(unixMs: Int64) -> String {
+        var seconds = time_t(unixMs / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let text = "\(value)"
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):"
+            + "\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(unixMs % 1000), 3))Z"
     }
 
     static func state(_ state: Baton_Supervisor_V1_ProcessState) -> String {
@@ -372,7 +386,8 @@ struct Logs: AsyncParsableCommand {
     )
 
     @OptionGroup var connection: Connection
-    @Argument(help: "A Procfile name.") var name: String
+    @Argument(help: "A Procfile name, supervisor (its own log: restarts, giving up), or all (interleaved, prefixed).")
+    var name: String
     @Flag(name: .shortAndLong, help: "Keep printing new lines until interrupted.") var follow = false
     @Option(name: .customShort("n"), help: "Only the last N kept lines.") var lines: UInt32 = 0
 
@@ -381,8 +396,44 @@ struct Logs: AsyncParsableCommand {
         request.name = self.name
         request.follow = self.follow
         request.lines = self.lines
+        let prefixed = self.name == "all"
         try await self.connection.streamFromSupervisor(Baton_Supervisor_V1_Supervisor.Method.logs, request) { line in
-            Output.line(line.text)
+            Output.line(prefixed ? "\(line.name) | \(line.text)" : line.text)
+        }
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every process's state, then each change as it happens (the supervisor's Events), until interrupted."
+    )
+
+    @OptionGroup var connection: Connection
+    @Flag(help: "One baton.supervisor.v1.ProcessEvent as JSON per line.") var json = false
+
+    func run() async throws {
+        try await self.connection.streamFromSupervisor(
+            Baton_Supervisor_V1_Supervisor.Method.events,
+            Baton_Supervisor_V1_EventsRequest()
+        ) { event in
+            if self.json {
+                Output.line((try? event.jsonString()) ?? "")
+                return
+            }
+            let process = event.process
+            let change =
+                event.previous == .unspecified
+                ? Output.state(process.state)
+                : "\(Output.state(event.previous)) -> \(Output.state(process.state))"
+            let detail = [
+                process.pid == 0 ? "" : "pid \(process.pid)",
+                process.lastExit.isEmpty || event.previous == .unspecified ? "" : "last exit: \(process.lastExit)",
+                process.lastError,
+            ].filter { !$0.isEmpty }.joined(separator: "; ")
+            Output.line(
+                "\(Output.time(unixMs: event.unixMs))  \(process.name)  \(change)"
+                    + (detail.isEmpty ? "" : "  (\(detail))")
+            )
         }
     }
 }

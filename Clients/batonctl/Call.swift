@@ -26,6 +26,7 @@ struct Call: AsyncParsableCommand {
     var method: String?
     @Argument(help: "The request as protobuf JSON.") var json: String?
     @Flag(help: "List the process's methods with their request and reply types.") var list = false
+    @Flag(help: "Describe the method's request: its fields, their types and what they mean.") var describe = false
     @Option(help: "Seconds before the call gives up (unary calls only; 0 for none).") var timeout: Double = 30
 
     func run() async throws {
@@ -41,6 +42,10 @@ struct Call: AsyncParsableCommand {
         guard let method = MethodCatalog.find(name, of: self.process) else {
             Output.error("\(self.process) has no method '\(name)'; batonctl call \(self.process) --list shows them")
             throw ExitCode(2)
+        }
+        if self.describe {
+            Output.line(MethodCatalog.describe(method, of: self.process))
+            return
         }
         let json = self.json ?? Self.standardInput() ?? "{}"
         try await self.invoke(method, request: method.requestType, reply: method.responseType, json: json)
@@ -62,11 +67,7 @@ struct Call: AsyncParsableCommand {
 
     static func listMethods(of process: String) {
         for method in MethodCatalog.methods(of: process) {
-            let stream = method.kind == .serverStreaming ? "stream " : ""
-            Output.line(
-                "\(method.dottedName)(\(method.requestType.protoMessageName)) returns "
-                    + "(\(stream)\(method.responseType.protoMessageName))"
-            )
+            Output.line(MethodCatalog.signature(method))
         }
     }
 
@@ -185,7 +186,7 @@ enum RequestJSON {
         case .numberRange: "the number is out of range for the field"
         case .malformedBool: "expected true or false"
         case .malformedMap: "expected an object of keys to values"
-        case .unrecognizedEnumValue: "expected one of the field's enum names (batonctl call PROCESS --describe METHOD)"
+        case .unrecognizedEnumValue: "expected one of the names of the field's enum (in protos/, with their prefix)"
         case .illegalNull: "null is not allowed here"
         case .malformedTimestamp: "expected an RFC 3339 time"
         case .malformedDuration: "expected a duration such as \"1.5s\""

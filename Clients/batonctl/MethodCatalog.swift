@@ -1,5 +1,6 @@
 import BatonProto
 import BatonRPC
+import SwiftProtobuf
 
 /// The methods batonctl can call, by process: every process serves Health; each adds its own services.
 ///
@@ -19,6 +20,20 @@ enum MethodCatalog {
     /// The methods `process` serves; every Baton process serves at least Health.
     static func methods(of process: String) -> [RPCMethodInfo] {
         Grpc_Health_V1_Health.info.methods + (self.services[process] ?? []).flatMap(\.methods)
+    }
+
+    /// What `method`'s request holds, in words, from the generated descriptions.
+    static func describe(_ method: RPCMethodInfo, of process: String) -> String {
+        let services = [Grpc_Health_V1_Health.info] + (self.services[process] ?? [])
+        let request = services.first { $0.name == method.serviceName }?.requests[method.name]
+        return self.signature(method) + "\n\n" + (request ?? "\(method.requestType.protoMessageName): no description")
+    }
+
+    /// `baton.routing.v1.Router.Route(baton.routing.v1.RouteRequest) returns (baton.routing.v1.RouteReply)`.
+    static func signature(_ method: RPCMethodInfo) -> String {
+        let stream = method.kind == .serverStreaming ? "stream " : ""
+        return "\(method.dottedName)(\(method.requestType.protoMessageName)) returns "
+            + "(\(stream)\(method.responseType.protoMessageName))"
     }
 
     /// The method of `process` that `name` names: the full path, `Service/Method`, `Service.Method`, or just

@@ -71,10 +71,14 @@ public struct RPCServiceInfo: Sendable {
     public let name: String
     /// Its methods.
     public let methods: [RPCMethodInfo]
+    /// Each method's request in words, by method name: its fields by their JSON names, with their types, enum
+    /// values and the `.proto`'s comments (what `batonctl call PROCESS --describe METHOD` prints).
+    public let requests: [String: String]
 
-    /// The description of the service `name` with `methods`.
-    public init(name: String, methods: [RPCMethodInfo]) {
+    /// The description of the service `name` with `methods`, and their `requests` in words.
+    public init(name: String, methods: [RPCMethodInfo], requests: [String: String] = [:]) {
         self.name = name
         self.methods = methods
+        self.requests = requests
     }
 }

@@ -50,8 +50,20 @@ struct BatonctlTests {
             #expect(healthLines.contains { $0.hasPrefix("metrics-collector ") && $0.hasSuffix(" SERVING") })
             #expect(healthLines.contains { $0.hasPrefix("supervisor ") && $0.hasSuffix(" SERVING") })
 
+            let events = try ServiceProcess.start(
+                path: self.batonctl,
+                arguments: ["events"],
+                workingDirectory: running.directory.path,
+                logPath: running.directory.appending("events.log")
+            )
+            defer { events.stop() }
+            #expect(await eventually { events.output.contains("  sleeper  READY  (pid ") })
             let stopped = try await self.run(["stop", "sleeper"], in: running)
             #expect(stopped.output.contains("STOPPED"))
+            #expect(await eventually { events.output.contains("  sleeper  READY -> STOPPING") })
+            #expect(
+                await eventually { events.output.contains("  sleeper  STOPPING -> STOPPED  (last exit: signal 15") }
+            )
             let notAllReady = try await self.run(["status"], in: running)
             #expect(notAllReady.status == 1, "status is non-zero while a process is not READY")
 
@@ -165,6 +177,16 @@ struct BatonctlTests {
             #expect(await eventually { follow.output.contains("later\n") })
             #expect(follow.poll() == nil, "-f keeps running")
 
+            // The supervisor's own lines, and everything interleaved with each line's source in front.
+            let own = try await self.run(["logs", "supervisor"], in: running)
+            #expect(own.status == 0)
+            let ownLines = own.output.split(separator: "\n")
+            #expect(ownLines.contains { $0.contains("baton.child=ticker") && $0.hasSuffix(" starting") })
+            #expect(ownLines.contains { $0.contains("baton.child=ticker") && $0.hasSuffix(" ready") }, "\(own.output)")
+            let all = try await self.run(["logs", "all"], in: running)
+            #expect(all.output.contains("ticker | tick 1\n"))
+            #expect(all.output.contains("supervisor | "), "\(all.output)")
+
             let unknown = try await self.run(["logs", "nobody"], in: running)
             #expect(unknown.status == 2)
             #expect(unknown.output.contains("NOT_FOUND"))
@@ -219,6 +241,10 @@ struct BatonctlTests {
                     "field 'name' of baton.supervisor.v1.ProcessRequest: expected a string, not the number 5"
                 )
             )
+            let described = try await self.run(["call", "router", "--describe", "Route"], in: running)
+            #expect(described.status == 0)
+            #expect(described.output.contains("\n  handoffId  string  required; the key of Explain\n"))
+            #expect(described.output.contains("one of: PRIORITY_UNSPECIFIED, PRIORITY_LOW, PRIORITY_NORMAL"))
             let array = try await self.run(["call", "supervisor", "Stop", "[]"], in: running)
             #expect(array.output.contains("the request is an array; expected a JSON object ({...})"))
             for arguments in [["call", "routr", "Route", "{}"], ["call", "routr", "--list"]] {
@@ -256,6 +282,40 @@ struct BatonctlTests {
             throw error
         }
         await running.cleanUp(pids: pids)
+    }
+
+    @Test("validate checks the workflows and destinations as the processes read them, with no process running")
+    func validate() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let repository = ServiceProcess.repositoryDirectory + "/config"
+        let shipped = try await ServiceProcess.run(
+            path: self.batonctl,
+            arguments: ["validate", "--config-dir", repository],
+            in: directory
+        )
+        #expect(shipped.status == 0, "the example configuration validates: \(shipped.output)")
+        #expect(shipped.output.contains("/workflows/billing-support.yaml: ok, workflow billing-support with "))
+        #expect(shipped.output.contains("/destinations.yaml: ok, "))
+
+        let general = try TextFile.read(repository + "/workflows/general.yaml")
+        try SupervisorTests.write(general + "colour: blue\n", to: directory.appending("general.yaml"))
+        try SupervisorTests.write(
+            "destinations:\n  - id: x\n    agents: lots\n",
+            to: directory.appending("destinations.yaml")
+        )
+        let broken = try await ServiceProcess.run(
+            path: self.batonctl,
+            arguments: ["validate", "general.yaml", "destinations.yaml"],
+            in: directory
+        )
+        #expect(broken.status == 1)
+        let lines = broken.output.split(separator: "\n")
+        #expect(
+            lines.contains { $0.hasPrefix("general.yaml:") && $0.contains("unknown key 'colour'") },
+            "\(broken.output)"
+        )
+        #expect(lines.contains { $0.hasPrefix("destinations.yaml:3:") }, "\(broken.output)")
     }
 
     @Test("without a supervisor, batonctl says so and how to start it, in one line, and health says which is down")

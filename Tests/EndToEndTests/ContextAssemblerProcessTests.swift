@@ -150,6 +150,17 @@ struct ContextAssemblerProcessTests {
                 return found?.reasons.contains { $0.reason == .undesigned } == true
             }
             #expect(counted)
+            let listed = try await ServiceProcess.run(
+                path: ServiceProcess.productsDirectory + "/batonctl",
+                arguments: ["handoffs", "--since", "1h"],
+                in: baton.directory
+            )
+            #expect(listed.status == 0, "\(listed.output)")
+            // Not greeted yet, so still in progress, with its reason to be a failover already known.
+            let line = listed.output.split(separator: "\n").first { $0.contains(reply.plan.handoffID) }
+            #expect(line?.contains("in progress") == true, "\(listed.output)")
+            #expect(line?.contains("undesigned") == true, "\(listed.output)")
+            #expect(line?.contains("billing-support/-") == true, "\(listed.output)")
         }
     }
 
@@ -333,6 +344,17 @@ struct ContextAssemblerProcessTests {
                 in: baton.directory
             )
             #expect(missing.status == 1 && missing.output.contains("no handoff 'nope'"))
+            // And why the router sent it where it went.
+            let explained = try await ServiceProcess.run(
+                path: batonctl,
+                arguments: ["explain", plan.handoffID],
+                in: baton.directory
+            )
+            #expect(explained.status == 0, "\(explained.output)")
+            #expect(explained.output.contains("Attempt 1 at "))
+            #expect(explained.output.contains(": to desk-a, predicted "), "\(explained.output)")
+            #expect(explained.output.contains("  chosen     desk-a: "))
+            #expect(explained.output.contains("Reservations:"))
         }
     }
 

@@ -108,6 +108,11 @@ struct ServiceFile {
         for method in service.methods {
             printer.print("        Method.\(self.memberName(method.name)).info,\n")
         }
+        printer.print("    ],\n", "    requests: [\n")
+        for method in service.methods {
+            let text = RequestDescription.describe(method.inputType)
+            printer.print("        \"\(method.name)\": \(RequestDescription.literal(text)),\n")
+        }
         printer.print(
             "    ]\n",
             ")\n",
@@ -180,5 +185,96 @@ struct ServiceFile {
 extension String {
     fileprivate func replacingOccurrences(of target: Character, with replacement: Character) -> String {
         String(self.map { $0 == target ? replacement : $0 })
+    }
+}
+
+/// Each method's request in words, for `batonctl call PROCESS --describe METHOD`: its fields by their JSON names,
+/// with their types, the values of each enum, the fields of each message inside it, and the `.proto`'s comments.
+enum RequestDescription {
+    static func describe(_ message: Descriptor) -> String {
+        var lines = [message.fullName + (self.comment(of: message).map { ": \($0)" } ?? "")]
+        self.fields(of: message, depth: 1, seen: [message.fullName], into: &lines)
+        return lines.joined(separator: "\n")
+    }
+
+    private static func fields(of message: Descriptor, depth: Int, seen: Set<String>, into lines: inout [String]) {
+        let indent = String(repeating: "  ", count: depth)
+        guard !message.fields.isEmpty else {
+            lines.append(indent + "(no fields)")
+            return
+        }
+        for field in message.fields {
+            var line = indent + (field.jsonName ?? field.name) + "  " + self.type(of: field)
+            if let oneof = field.realContainingOneof {
+                line += "  (one of \(oneof.name))"
+            }
+            if let comment = self.comment(of: field) {
+                line += "  " + comment
+            }
+            lines.append(line)
+            let nested: Descriptor? =
+                field.isMap
+                ? field.messageType.fields[1].messageType : (field.type == .message ? field.messageType : nil)
+            if let nested, !seen.contains(nested.fullName), !nested.fullName.hasPrefix("google.protobuf."),
+                depth < 4
+            {
+                self.fields(of: nested, depth: depth + 1, seen: seen.union([nested.fullName]), into: &lines)
+            }
+            let valueEnum = field.isMap ? field.messageType.fields[1].enumType : field.enumType
+            if field.type == .enum || (field.isMap && field.messageType.fields[1].type == .enum), let valueEnum {
+                lines.append(indent + "  one of: " + valueEnum.values.map(\.name).joined(separator: ", "))
+            }
+        }
+    }
+
+    private static func type(of field: FieldDescriptor) -> String {
+        if field.isMap {
+            let entry = field.messageType!
+            return "map<\(self.scalar(entry.fields[0])), \(self.scalar(entry.fields[1]))>"
+        }
+        return (field.isRepeated ? "repeated " : "") + self.scalar(field)
+    }
+
+    private static func scalar(_ field: FieldDescriptor) -> String {
+        switch field.type {
+        case .message: field.messageType.fullName
+        case .enum: field.enumType.fullName + " (enum)"
+        case .string: "string"
+        case .bytes: "bytes (base64)"
+        case .bool: "bool"
+        case .double: "double"
+        case .float: "float"
+        case .int64, .sint64, .sfixed64: "int64 (a string in JSON)"
+        case .uint64, .fixed64: "uint64 (a string in JSON)"
+        case .int32, .sint32, .sfixed32: "int32"
+        case .uint32, .fixed32: "uint32"
+        case .group: "group"
+        }
+    }
+
+    /// The field's or message's comment, trailing or leading, on one line.
+    private static func comment(of item: any ProvidesSourceCodeLocation) -> String? {
+        guard let location = item.sourceCodeInfoLocation else {
+            return nil
+        }
+        let text = location.trailingComments.isEmpty ? location.leadingComments : location.trailingComments
+        let words = text.split(whereSeparator: \.isNewline)
+            .map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+        return words.isEmpty ? nil : words
+    }
+
+    /// `text` as a Swift string literal.
+    static func literal(_ text: String) -> String {
+        var result = "\""
+        for character in text.unicodeScalars {
+            switch character {
+            case "\\": result += "\\\\"
+            case "\"": result += "\\\""
+            case "\n": result += "\\n"
+            default: result.unicodeScalars.append(character)
+            }
+        }
+        return result + "\""
     }
 }

@@ -1,6 +1,6 @@
 /// A persona's workflow: its steps, the facts (slots) it captures, and the gates where a human appears.
 package struct Workflow: Equatable, Sendable {
-    var id: String
+    package var id: String
     var version: String
     var persona: String
     var steps: [String]

@@ -1,5 +1,6 @@
 import BatonProto
 import BatonRuntime
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -14,6 +15,8 @@ final class ChildOutput: Sendable {
 
     let name: String
     private let prefix: String
+    /// Whether each line also goes to standard output (not for the supervisor's own log, already on stderr).
+    private let echo: Bool
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -24,8 +27,9 @@ final class ChildOutput: Sendable {
     private static let terminal = isatty(1) != 0
 
     /// Output for `name`, its prefix padded to `width` and coloured with `colour` when stdout is a terminal.
-    init(name: String, width: Int, colour: Int) {
+    init(name: String, width: Int, colour: Int, echo: Bool = true) {
         self.name = name
+        self.echo = echo
         let padded = name + String(repeating: " ", count: max(0, width - name.count))
         self.prefix = Self.terminal ? "\u{1B}[\(31 + colour % 6)m\(padded) |\u{1B}[0m " : "\(padded) | "
     }
@@ -68,6 +72,9 @@ final class ChildOutput: Sendable {
         for follower in followers {
             follower.yield(record)
         }
+        guard self.echo else {
+            return
+        }
         let stamp = Self.terminal || Self.isStamped(line) ? "" : Self.timestamp() + " "
         StandardStream.writeLine(stamp + self.prefix + line)
     }
@@ -91,7 +98,7 @@ final class ChildOutput: Sendable {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
     }
 
-    private static func timestamp() -> String {
+    static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var parts = tm()
@@ -102,6 +109,26 @@ final class ChildOutput: Sendable {
         let milli = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(milli)Z"
+    }
+}
+
+/// Keeps the supervisor's own log lines (its restarts, "giving up") in a ``ChildOutput``, so that
+/// `batonctl logs supervisor` reads them back as it reads a process's.
+struct KeptLogHandler: LogHandler {
+    let output: ChildOutput
+    let label: String
+    var logLevel: Logger.Level
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let fields = all.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        self.output.append("\(ChildOutput.timestamp()) \(event.level) \(self.label):\(fields) \(event.message)")
     }
 }
 

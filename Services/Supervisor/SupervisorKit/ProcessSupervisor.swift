@@ -85,9 +85,21 @@ actor ProcessSupervisor: Service {
     private var unclaimedExits: [(pid: pid_t, status: Int32)] = []
     private let clock = ContinuousClock()
 
+    /// The supervisor's own log lines, for `batonctl logs supervisor`.
+    private let ownOutput = ChildOutput(name: "supervisor", width: 0, colour: 0, echo: false)
+
     init(settings: Settings, logger: Logger, spawnLoop: any EventLoop) {
         self.settings = settings
-        self.logger = logger
+        let own = self.ownOutput
+        var kept = Logger(label: logger.label) { label in
+            var stream = StreamLogHandler.standardError(label: label)
+            stream.logLevel = logger.logLevel
+            return MultiplexLogHandler([stream, KeptLogHandler(output: own, label: label, logLevel: logger.logLevel)])
+        }
+        for (key, value) in logger.handler.metadata {
+            kept[metadataKey: key] = value
+        }
+        self.logger = kept
         self.spawnLoop = spawnLoop
         let width = settings.procfile.entries.map(\.name.count).max() ?? 0
         for (index, entry) in settings.procfile.entries.enumerated() {
@@ -122,12 +134,19 @@ actor ProcessSupervisor: Service {
     // MARK: - Control
 
     /// The kept output of `name`, and with `follow` a stream of its later lines.
-    func output(of name: String) throws(RPCError) -> ChildOutput {
+    /// The kept output of `name`, of the supervisor itself for "supervisor", or of every one of them for "all".
+    func outputs(of name: String) throws(RPCError) -> [ChildOutput] {
+        if name == "all" {
+            return [self.ownOutput] + self.order.compactMap { self.children[$0]?.output }
+        }
+        if name == "supervisor" && self.children[name] == nil {
+            return [self.ownOutput]
+        }
         guard let child = self.children[name] else {
             _ = try self.names(matching: name)
             throw RPCError.notFound("no process named '\(name)'")
         }
-        return child.output
+        return [child.output]
     }
 
     /// A stream of every state change from now on; it ends when the consumer's task is cancelled.

@@ -48,20 +48,35 @@ struct SupervisorAPI: Sendable {
         }
         methods.serverStreaming(Baton_Supervisor_V1_Supervisor.Method.logs) {
             (request: Baton_Supervisor_V1_LogsRequest, _, writer: RPCStreamWriter<Baton_Supervisor_V1_LogLine>) in
-            let output = try await supervisor.output(of: request.name)
+            let outputs = try await supervisor.outputs(of: request.name)
             let count = request.lines == 0 ? nil : Int(request.lines)
             guard request.follow else {
-                for line in output.kept(last: count) {
+                for line in Self.interleaved(outputs.map { $0.kept(last: count) }, last: count) {
                     try await writer.send(line)
                 }
                 return
             }
-            let (kept, later) = output.follow(last: count)
-            for line in kept {
+            let followed = outputs.map { $0.follow(last: count) }
+            for line in Self.interleaved(followed.map(\.0), last: count) {
                 try await writer.send(line)
             }
-            for await line in later {
-                try await writer.send(line)
+            // Every output's later lines, in the order they come.
+            let (merged, continuation) = AsyncStream<Baton_Supervisor_V1_LogLine>.makeStream(
+                bufferingPolicy: .bufferingNewest(ChildOutput.capacity)
+            )
+            try await withThrowingDiscardingTaskGroup { group in
+                for (_, later) in followed {
+                    group.addTask {
+                        for await line in later {
+                            continuation.yield(line)
+                        }
+                    }
+                }
+                group.addTask {
+                    for await line in merged {
+                        try await writer.send(line)
+                    }
+                }
             }
         }
         methods.serverStreaming(Baton_Supervisor_V1_Supervisor.Method.events) {
@@ -86,6 +101,20 @@ struct SupervisorAPI: Sendable {
             return Baton_Supervisor_V1_ShutdownReply()
         }
         return methods
+    }
+
+    /// Several outputs' kept lines as one, oldest first (by when each line came), the last `count` of them.
+    static func interleaved(
+        _ outputs: [[Baton_Supervisor_V1_LogLine]],
+        last count: Int?
+    ) -> [Baton_Supervisor_V1_LogLine] {
+        guard outputs.count > 1 else {
+            return outputs.first ?? []
+        }
+        let merged = outputs.joined().enumerated().sorted {
+            ($0.element.unixMs, $0.offset) < ($1.element.unixMs, $1.offset)
+        }.map(\.element)
+        return Array(merged.suffix(count ?? merged.count))
     }
 
     static func reply(_ processes: [Baton_Supervisor_V1_ProcessStatus]) -> Baton_Supervisor_V1_ProcessReply {

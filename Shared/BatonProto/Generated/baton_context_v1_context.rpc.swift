@@ -97,6 +97,22 @@ public enum Baton_Context_V1_ContextAssembler {
             Method.getCall.info,
             Method.listCalls.info,
             Method.closeCall.info,
+        ],
+        requests: [
+            "OpenCall": "baton.context.v1.OpenCallRequest\n  callId  string  required\n  workflowId  string  required: a workflow the gate-evaluator has loaded\n  caller  baton.context.v1.Caller\n    phoneNumber  string  E.164; shown masked (\"+353 ••• ••• 567\")\n    language  string  BCP 47, e.g. \"en-IE\"\n  startedAtUnixMs  int64 (a string in JSON)  0: now",
+            "Record": "baton.context.v1.RecordRequest\n  event  baton.context.v1.Event\n    eventId  string  required; unique within the call: a retry sends the same id\n    callId  string  required\n    atUnixMs  int64 (a string in JSON)  when it happened; 0: now\n    callerTurn  baton.context.v1.Turn  (one of kind)\n      text  string  required\n    aiTurn  baton.context.v1.Turn  (one of kind)\n      text  string  required\n    slotCaptured  baton.context.v1.SlotCaptured  (one of kind)\n      name  string  required; a slot the workflow does not declare is accepted and marked undeclared\n      value  string  required; a number (\"150\", \"150.00\") is evaluated as one\n      confirmed  bool  the caller confirmed it\n    intentDetected  baton.context.v1.IntentDetected  (one of kind)\n      intent  string  required, e.g. \"make_payment\"\n    stepReached  baton.context.v1.StepReached  (one of kind)\n      step  string  required: one of the workflow's steps\n    identityVerified  baton.context.v1.IdentityVerified  (one of kind)\n      method  string  required: \"knowledge_questions\", \"otp\", \"voice\", ...\n    proposedNextStep  baton.context.v1.Text  (one of kind)\n      text  string  required\n    aiSummary  baton.context.v1.Text  (one of kind)  optional text the AI writes about the call\n      text  string  required\n    aiEscalation  baton.context.v1.Escalation  (one of kind)\n      reason  string  why the model asks for a human",
+            "WatchBriefs": "baton.context.v1.WatchBriefsRequest\n  destinationId  string  required\n  agentId  string  required",
+            "AckBrief": "baton.context.v1.AckBriefRequest\n  handoffId  string  required\n  revision  uint32  required: a revision that was sent\n  agentId  string  required\n  displayedAtUnixMs  int64 (a string in JSON)  when it was painted; 0: now",
+            "Accept": "baton.context.v1.AcceptRequest\n  handoffId  string  required\n  agentId  string",
+            "Decline": "baton.context.v1.DeclineRequest\n  handoffId  string  required\n  agentId  string\n  reason  string\n  destinationId  string  required: the declining destination (the brief's); one the handoff has already",
+            "ReportTransfer": "baton.context.v1.ReportTransferRequest\n  handoffId  string  required\n  kind  baton.context.v1.ReportTransferRequest.Kind (enum)  required\n    one of: KIND_UNSPECIFIED, KIND_TRANSFER_STARTED, KIND_HUMAN_CONNECTED, KIND_HUMAN_GREETED, KIND_TRANSFER_FAILED, KIND_CALLER_HUNG_UP\n  atUnixMs  int64 (a string in JSON)  0: now\n  sipStatus  uint32  TRANSFER_FAILED: e.g. 486, 503\n  destinationId  string  TRANSFER_FAILED, required: the destination the transfer failed to (the plan's);",
+            "ReportRepeat": "baton.context.v1.ReportRepeatRequest\n  handoffId  string  required\n  slot  string  required: the fact the human had to ask for\n  agentId  string",
+            "HandBack": "baton.context.v1.HandBackRequest\n  handoffId  string  required\n  outcome  baton.context.v1.HandBackRequest.Outcome (enum)  required\n    one of: OUTCOME_UNSPECIFIED, OUTCOME_DONE, OUTCOME_NOT_DONE, OUTCOME_NEEDS_FOLLOW_UP\n  notes  string\n  slots  map<string, string>  facts the human established, e.g. payment.status: taken",
+            "WatchCall": "baton.context.v1.WatchCallRequest\n  callId  string  required",
+            "GetBrief": "baton.context.v1.GetBriefRequest\n  handoffId  string  one of the two\n  token  string",
+            "GetCall": "baton.context.v1.GetCallRequest\n  callId  string",
+            "ListCalls": "baton.context.v1.ListCallsRequest\n  (no fields)",
+            "CloseCall": "baton.context.v1.CloseCallRequest\n  callId  string  required\n  atUnixMs  int64 (a string in JSON)  0: now",
         ]
     )
 

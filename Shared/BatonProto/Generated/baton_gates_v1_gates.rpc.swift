@@ -45,6 +45,13 @@ public enum Baton_Gates_V1_GateEvaluator {
             Method.getWorkflow.info,
             Method.validateWorkflow.info,
             Method.reload.info,
+        ],
+        requests: [
+            "Evaluate": "baton.gates.v1.EvaluateRequest\n  workflowId  string\n  context  baton.gates.v1.CallContext\n    callId  string\n    slots  map<string, baton.gates.v1.SlotValue>\n      text  string  (one of value)\n      number  double  (one of value)\n      flag  bool  (one of value)\n    intents  repeated string\n    stepsReached  repeated string\n    callerTurns  repeated string  recent caller turns, oldest first\n    firedGates  repeated string  gates already fired on this call\n    trigger  baton.gates.v1.Event\n      id  string\n      kind  baton.gates.v1.EventKind (enum)\n        one of: EVENT_KIND_UNSPECIFIED, EVENT_KIND_CALLER_TURN, EVENT_KIND_AI_TURN, EVENT_KIND_SLOT_CAPTURED, EVENT_KIND_INTENT_DETECTED, EVENT_KIND_STEP_REACHED, EVENT_KIND_AI_ESCALATION\n      text  string\n    currentStep  string",
+            "ListWorkflows": "baton.gates.v1.ListWorkflowsRequest\n  (no fields)",
+            "GetWorkflow": "baton.gates.v1.GetWorkflowRequest\n  id  string",
+            "ValidateWorkflow": "baton.gates.v1.ValidateWorkflowRequest\n  yaml  string\n  fileName  string  used in the problems' file; \"workflow.yaml\" when empty",
+            "Reload": "baton.gates.v1.ReloadRequest\n  (no fields)",
         ]
     )
 

@@ -62,6 +62,16 @@ public enum Baton_Routing_V1_Router {
             Method.listDestinations.info,
             Method.explain.info,
             Method.reload.info,
+        ],
+        requests: [
+            "Route": "baton.routing.v1.RouteRequest\n  callId  string  required\n  handoffId  string  required; the key of Explain\n  category  string  payment, grief, judgement, legal, ...: selects the policy's category rule\n  skills  repeated string  the destination must have every one\n  priority  baton.routing.v1.Priority (enum)\n    one of: PRIORITY_UNSPECIFIED, PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_HIGH, PRIORITY_URGENT\n  language  string\n  briefSummary  string",
+            "Accept": "baton.routing.v1.AcceptRequest\n  reservationId  string",
+            "Decline": "baton.routing.v1.DeclineRequest\n  reservationId  string\n  reason  string",
+            "Release": "baton.routing.v1.ReleaseRequest\n  reservationId  string\n  outcome  baton.routing.v1.ReleaseOutcome (enum)  required\n    one of: RELEASE_OUTCOME_UNSPECIFIED, RELEASE_OUTCOME_CONNECTED, RELEASE_OUTCOME_ABANDONED, RELEASE_OUTCOME_FAILED",
+            "UpdateAvailability": "baton.routing.v1.UpdateAvailabilityRequest\n  destinationId  string\n  agentsReady  int32  counts may not be negative\n  agentsBusy  int32\n  queueLength  int32\n  atUnixMs  int64 (a string in JSON)  when the receiving side observed it; 0: now",
+            "ListDestinations": "baton.routing.v1.ListDestinationsRequest\n  (no fields)",
+            "Explain": "baton.routing.v1.ExplainRequest\n  handoffId  string",
+            "Reload": "baton.routing.v1.ReloadRequest\n  (no fields)",
         ]
     )
 

@@ -183,7 +183,7 @@ public nonisolated struct Baton_Supervisor_V1_LogsRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// a Procfile name
+  /// a Procfile name; "supervisor" for its own log; "all" for every one, interleaved
   public var name: String = String()
 
   /// after the kept lines, keep sending new ones until the call is cancelled

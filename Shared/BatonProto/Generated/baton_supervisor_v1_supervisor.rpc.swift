@@ -55,6 +55,15 @@ public enum Baton_Supervisor_V1_Supervisor {
             Method.logs.info,
             Method.events.info,
             Method.shutdown.info,
+        ],
+        requests: [
+            "Status": "baton.supervisor.v1.StatusRequest\n  (no fields)",
+            "Start": "baton.supervisor.v1.ProcessRequest\n  name  string  a Procfile name, or \"all\"",
+            "Stop": "baton.supervisor.v1.ProcessRequest\n  name  string  a Procfile name, or \"all\"",
+            "Restart": "baton.supervisor.v1.ProcessRequest\n  name  string  a Procfile name, or \"all\"",
+            "Logs": "baton.supervisor.v1.LogsRequest\n  name  string  a Procfile name; \"supervisor\" for its own log; \"all\" for every one, interleaved\n  follow  bool  after the kept lines, keep sending new ones until the call is cancelled\n  lines  uint32  only the last this many kept lines; 0 for all kept (at most 1,000)",
+            "Events": "baton.supervisor.v1.EventsRequest\n  (no fields)",
+            "Shutdown": "baton.supervisor.v1.ShutdownRequest\n  (no fields)",
         ]
     )
 

@@ -29,6 +29,10 @@ public enum Grpc_Health_V1_Health {
         methods: [
             Method.check.info,
             Method.watch.info,
+        ],
+        requests: [
+            "Check": "grpc.health.v1.HealthCheckRequest\n  service  string",
+            "Watch": "grpc.health.v1.HealthCheckRequest\n  service  string",
         ]
     )
 

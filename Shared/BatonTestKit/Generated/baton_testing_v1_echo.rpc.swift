@@ -35,6 +35,11 @@ public enum Baton_Testing_V1_Echo {
             Method.echo.info,
             Method.expand.info,
             Method.hang.info,
+        ],
+        requests: [
+            "Echo": "baton.testing.v1.EchoRequest\n  text  string  returned in the reply\n  data  bytes (base64)  returned in the reply\n  delayMs  uint32  the handler sleeps this long before answering\n  count  uint32  Expand: how many replies to stream\n  tag  string  Hang: names the handler so a test can see it was cancelled",
+            "Expand": "baton.testing.v1.EchoRequest\n  text  string  returned in the reply\n  data  bytes (base64)  returned in the reply\n  delayMs  uint32  the handler sleeps this long before answering\n  count  uint32  Expand: how many replies to stream\n  tag  string  Hang: names the handler so a test can see it was cancelled",
+            "Hang": "baton.testing.v1.EchoRequest\n  text  string  returned in the reply\n  data  bytes (base64)  returned in the reply\n  delayMs  uint32  the handler sleeps this long before answering\n  count  uint32  Expand: how many replies to stream\n  tag  string  Hang: names the handler so a test can see it was cancelled",
         ]
     )
 
