@@ -136,6 +136,10 @@ struct GateEvaluatorProcessTests {
             #expect(refused.problems.map(\.message).contains { $0.hasPrefix("unknown key 'colour'") })
             #expect(refused.workflows.map(\.id).contains("general"))
             #expect(try await running.version(of: "general") == "1")
+            let reload = try await running.batonctl(["reload", "gate-evaluator"])
+            #expect(reload.status == 1, "\(reload.output)")
+            #expect(reload.output.contains("general (last valid version)"), "\(reload.output)")
+            #expect(reload.output.contains("general.yaml:") && reload.output.contains("unknown key 'colour'"))
 
             // A valid new version is picked up when the file changes, without asking.
             try SupervisorTests.write(original.replacingFirst("version: 1", with: "version: 3"), to: general)

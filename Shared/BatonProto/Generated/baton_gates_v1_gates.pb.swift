@@ -504,7 +504,7 @@ public nonisolated struct Baton_Gates_V1_ReloadReply: Sendable {
   /// what serves after the reload
   public var workflows: [Baton_Gates_V1_WorkflowSummary] = []
 
-  /// files refused (their previous versions keep serving)
+  /// files refused (their last valid versions keep serving)
   public var problems: [Baton_Gates_V1_Problem] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
