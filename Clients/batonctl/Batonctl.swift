@@ -168,15 +168,7 @@ enum Output {
 
     /// `2026-12-01T09:30:00.123Z`: a Unix time in milliseconds, in UTC.
     static func time(unixMs: Int64) -> String {
-        var seconds = time_t(unixMs / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int = 2) -> String {
-            let text = "\(value)"
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):"
-            + "\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(unixMs % 1000), 3))Z"
+        Timestamp.iso8601(unixMs: unixMs)
     }
 
     static func state(_ state: Baton_Supervisor_V1_ProcessState) -> String {

@@ -133,7 +133,6 @@ actor ProcessSupervisor: Service {
 
     // MARK: - Control
 
-    /// The kept output of `name`, and with `follow` a stream of its later lines.
     /// The kept output of `name`, of the supervisor itself for "supervisor", or of every one of them for "all".
     func outputs(of name: String) throws(RPCError) -> [ChildOutput] {
         if name == "all" {
