@@ -34,7 +34,8 @@ public struct GateEvaluatorCommand: AsyncParsableCommand {
                     "workflows",
                     interval: self.watching.interval,
                     logger: process.logger,
-                    changedOnDisk: { library.changedOnDisk() },
+                    // Not before the first load: a second instance, refused at its socket, must touch nothing.
+                    changedOnDisk: { prepared.ready != nil && library.changedOnDisk() },
                     reload: { _ = try? library.reload() }
                 )
             ]
