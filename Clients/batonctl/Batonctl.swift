@@ -2,6 +2,7 @@ import ArgumentParser
 import BatonProto
 import BatonRPC
 import BatonRuntime
+import Foundation
 import Logging
 import SwiftProtobuf
 
@@ -164,6 +165,11 @@ enum Output {
             return "\(seconds / 60)m\(seconds % 60)s"
         }
         return "\(seconds / 3600)h\((seconds % 3600) / 60)m"
+    }
+
+    /// `4.2 s`: milliseconds as seconds, to a tenth.
+    static func seconds(_ milliseconds: UInt32) -> String {
+        String(format: "%.1f s", Double(milliseconds) / 1000)
     }
 
     /// `2026-12-01T09:30:00.123Z`: a Unix time in milliseconds, in UTC.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonProto
+import RouterKit
 import SwiftProtobuf
 
 /// `batonctl explain`: the router's decisions for one handoff and what became of each reservation, for a person.
@@ -26,7 +27,7 @@ struct Explain: AsyncParsableCommand {
         for decision in reply.decisions {
             let routed =
                 decision.outcome == .routed
-                ? "to \(decision.destinationID), predicted \(Self.seconds(decision.predictedLiveHumanMs)) to a live human"
+                ? "to \(decision.destinationID), predicted \(Output.seconds(decision.predictedLiveHumanMs)) to a live human"
                 : "no destination"
                     + (decision.nextOpenDestinationID.isEmpty
                         ? ""
@@ -44,7 +45,7 @@ struct Explain: AsyncParsableCommand {
                 ["  ID", "DESTINATION", "STATE", "CREATED", "DETAIL"],
                 reply.reservations.map { reservation in
                     [
-                        "  " + reservation.id, reservation.destinationID, Self.state(reservation.state),
+                        "  " + reservation.id, reservation.destinationID, RouterCore.name(reservation.state),
                         Output.time(unixMs: reservation.createdAtUnixMs),
                         reservation.detail.isEmpty ? "-" : reservation.detail,
                     ]
@@ -53,27 +54,12 @@ struct Explain: AsyncParsableCommand {
         }
     }
 
-    static func seconds(_ milliseconds: UInt32) -> String {
-        "\(milliseconds / 1000).\(milliseconds % 1000 / 100) s"
-    }
-
     static func verdict(_ verdict: Baton_Routing_V1_Reason.Verdict) -> String {
         switch verdict {
         case .chosen: "chosen   "
         case .candidate: "candidate"
         case .filtered: "filtered "
         default: "?        "
-        }
-    }
-
-    static func state(_ state: Baton_Routing_V1_Reservation.State) -> String {
-        switch state {
-        case .held: "held"
-        case .accepted: "accepted"
-        case .declined: "declined"
-        case .released: "released"
-        case .expired: "expired"
-        default: "unknown"
         }
     }
 }

@@ -58,8 +58,8 @@ struct Handoffs: AsyncParsableCommand {
                     Self.verdict(handoff.classification),
                     "\(attributes.workflow)/\(attributes.gate.isEmpty ? "-" : attributes.gate)",
                     attributes.destination.isEmpty ? "-" : attributes.destination,
-                    handoff.hasTimeToContextReadyMs ? Self.seconds(handoff.timeToContextReadyMs) : "-",
-                    handoff.hasTimeToLiveHumanMs ? Self.seconds(handoff.timeToLiveHumanMs) : "-",
+                    handoff.hasTimeToContextReadyMs ? Output.seconds(handoff.timeToContextReadyMs) : "-",
+                    handoff.hasTimeToLiveHumanMs ? Output.seconds(handoff.timeToLiveHumanMs) : "-",
                     "\(handoff.repeats)",
                     handoff.reasons.isEmpty
                         ? "-"
@@ -72,10 +72,6 @@ struct Handoffs: AsyncParsableCommand {
         if reply.matched > UInt64(reply.handoffs.count) {
             Output.line("(\(reply.handoffs.count) of \(reply.matched); --limit shows more)")
         }
-    }
-
-    static func seconds(_ milliseconds: UInt32) -> String {
-        String(format: "%.1f s", Double(milliseconds) / 1000)
     }
 
     static func verdict(_ classification: Baton_Metrics_V1_Classification) -> String {

@@ -47,7 +47,8 @@ extension RouterCore {
         return message
     }
 
-    static func name(_ state: Baton_Routing_V1_Reservation.State) -> String {
+    /// A reservation's state in words: the router's error messages and `batonctl explain` say it alike.
+    package static func name(_ state: Baton_Routing_V1_Reservation.State) -> String {
         switch state {
         case .held: "held"
         case .accepted: "accepted"
