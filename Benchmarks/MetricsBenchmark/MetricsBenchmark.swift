@@ -117,7 +117,10 @@ struct MetricsBenchmark: AsyncParsableCommand {
             let batches = (self.large - events) / 100
             _ = try await Benchmarking.rate(calls: batches, inFlight: self.inFlight, client: more) { index in
                 var request = Baton_Metrics_V1_RecordBatchRequest()
-                request.events = (0..<100).map { Self.event(index * 100 + $0, prefix: "l", now: now) }
+                // A month of history: most of it older than the hour a first report asks for.
+                request.events = (0..<100).map {
+                    Self.event(index * 100 + $0, prefix: "l", now: now, spreadMs: 30 * 86_400_000)
+                }
                 _ = try await more.unary(Baton_Metrics_V1_MetricsCollector.Method.recordBatch, request)
             }
             await more.close()
@@ -152,6 +155,15 @@ struct MetricsBenchmark: AsyncParsableCommand {
             options: CallOptions(timeout: .seconds(60))
         )
         let recorded = clock.now - started
+        // What `batonctl report` asks first: the last hour.
+        var hour = Baton_Metrics_V1_SummaryRequest()
+        hour.windowS = 3_600
+        let recent = try await client.unary(
+            Baton_Metrics_V1_MetricsCollector.Method.summary,
+            hour,
+            options: CallOptions(timeout: .seconds(300))
+        )
+        let summarisedHour = clock.now - started
         let summary = try await client.unary(
             Baton_Metrics_V1_MetricsCollector.Method.summary,
             Baton_Metrics_V1_SummaryRequest(),
@@ -162,8 +174,9 @@ struct MetricsBenchmark: AsyncParsableCommand {
         let ms = { (duration: Duration) in Int(Benchmarking.seconds(duration) * 1000) }
         print(
             "restart with \(stored) events stored (\(summary.overall.handoffsTotal) handoffs): SERVING after "
-                + "\(ms(serving)) ms, first Record answered after \(ms(recorded)) ms, first Summary after "
-                + "\(ms(summarised)) ms"
+                + "\(ms(serving)) ms, first Record answered after \(ms(recorded)) ms, first Summary of the last hour "
+                + "(\(recent.overall.handoffsTotal) handoffs) after \(ms(summarisedHour)) ms, first Summary of all "
+                + "after \(ms(summarised)) ms"
         )
     }
 
@@ -185,8 +198,13 @@ struct MetricsBenchmark: AsyncParsableCommand {
         .humanGreeted, .callerRepeated, .callEnded,
     ]
 
-    /// Event `index`: ten per handoff, a realistic timeline with times spread over the last hour.
-    static func event(_ index: Int, prefix: String, now: Int64) -> Baton_Metrics_V1_Event {
+    /// Event `index`: ten per handoff, a realistic timeline with times spread over the last `spreadMs` (an hour).
+    static func event(
+        _ index: Int,
+        prefix: String,
+        now: Int64,
+        spreadMs: Int64 = 3_600_000
+    ) -> Baton_Metrics_V1_Event {
         let handoff = index / 10
         let step = index % 10
         var event = Baton_Metrics_V1_Event()
@@ -195,7 +213,7 @@ struct MetricsBenchmark: AsyncParsableCommand {
         event.callID = "\(prefix)-call-\(handoff)"
         // One handoff in five has the caller repeat a fact; the others have a second brief_delivered there.
         event.kind = step == 8 && handoff % 5 != 0 ? .briefDelivered : Self.kinds[step]
-        let start = now - Int64(handoff * 7919 % 3_600_000)
+        let start = now - Int64(handoff) * 7919 % spreadMs
         event.atUnixMs = start + Int64(step) * Int64(300 + handoff % 900)
         if step == 0 {
             event.workflow = ["billing", "care", "claims"][handoff % 3]

@@ -7,6 +7,7 @@ import Foundation
 import GRDB
 import Histogram
 import Logging
+import SwiftProtobuf
 import Synchronization
 import Testing
 
@@ -122,6 +123,113 @@ struct MetricsCoreTests {
         #expect(reply.recorded == 4 && reply.duplicates == 1)
         let handoff = try await core.handoff("h-1")
         #expect(handoff.events == 9 && handoff.classification == .handoff)
+    }
+
+    @Test(
+        "a restart answers a window of recent handoffs while older history is still being read, and never a partial one"
+    )
+    func recentWindowFirst() async throws {
+        let collectors = try Collectors()
+        defer { collectors.remove() }
+        let day: Int64 = 86_400_000
+        // Newest first, as the history is read: "new" (in the last hour), "mid" and "old".
+        let handoffs = [("new", Int64(0)), ("mid", -day), ("old", -2 * day)].map { id, offset in
+            var events = Events(handoffID: id)
+            events.add(.gateFired, at: offset) { $0.origin = .designed }
+            events.add(.humanGreeted, at: offset + 4_000)
+            return events.events
+        }
+        let first = try await collectors.open()
+        _ = try await first.record(handoffs.flatMap { $0 })
+
+        var logger = Logger(label: "metrics-test")
+        logger.logLevel = .critical
+        let clock = collectors
+        let core = try MetricsCore(
+            database: collectors.directory.appending("metrics.sqlite"),
+            logger: logger,
+            now: { clock.now }
+        )
+        // The read stops after each batch (one handoff each) until the test lets it go on. After the second,
+        // "new" and "mid" are in memory: every handoff whose latest event is in the last hour is.
+        let paused = DispatchSemaphore(value: 0)
+        let resume = DispatchSemaphore(value: 0)
+        try await core.beginLoading(batch: 1) {
+            paused.signal()
+            resume.wait()
+        }
+        let pause = {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    paused.wait()
+                    continuation.resume()
+                }
+            }
+        }
+        await pause()
+        resume.signal()
+        await pause()
+        var hour = Baton_Metrics_V1_SummaryRequest()
+        hour.windowS = 3_600
+        #expect(try await core.summary(hour).overall.handoffsTotal == 1, "the last hour, answered during the read")
+        #expect(!core.loaded.complete)
+
+        // A new event of "old", recorded while its history is unread, would make it look as if it started now.
+        var late = Events(handoffID: "old")
+        late.add(.callerRepeated, at: 10_000) { $0.repeatedSlot = "account" }
+        late.events[0].eventID = "old-late"
+        _ = try await core.record(late.events)
+        let hourAgain = Task { try await core.summary(hour) }
+        #expect(await eventually { core.loaded.waiting == 1 }, "the last hour now waits for old's history")
+        resume.signal()
+        let recent = try await hourAgain.value
+        #expect(recent.overall.handoffsTotal == 1, "and does not count old, which started two days ago")
+        let all = try await core.summary(Baton_Metrics_V1_SummaryRequest())
+        #expect(all.overall.handoffsTotal == 3)
+        #expect(all.overall.repeats == 1)
+        #expect(core.loaded.complete)
+    }
+
+    @Test("a database from before the handoffs table is migrated: its history is read and counted")
+    func migratesHistory() async throws {
+        let collectors = try Collectors()
+        defer { collectors.remove() }
+        let path = collectors.directory.appending("metrics.sqlite")
+        let events = Events.designed().events
+        // The first version's schema and rows, as an older collector left them.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE events (
+                        handoff_id TEXT NOT NULL, event_id TEXT NOT NULL, kind INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+                        received_ms INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (handoff_id, event_id)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1');
+                    """
+            )
+            for event in events {
+                var body = event
+                body.handoffID = ""
+                body.eventID = ""
+                try db.execute(
+                    sql: "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        event.handoffID, event.eventID, event.kind.rawValue, event.atUnixMs, event.atUnixMs,
+                        try body.serializedBytes() as Data,
+                    ]
+                )
+            }
+        }
+        try queue.close()
+        let core = try await collectors.open()
+        let summary = try await core.summary(Baton_Metrics_V1_SummaryRequest())
+        #expect(summary.overall.handoffsTotal == 1 && summary.overall.handoffs == 1)
+        let latest = try await core.store.pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT last_at_ms FROM handoffs WHERE handoff_id = 'h-1'")
+        }
+        #expect(latest == events.map(\.atUnixMs).max())
     }
 
     @Test("a repeated event id is acknowledged and not counted twice, within a batch and across calls")

@@ -24,8 +24,11 @@ final class MetricsCore: Sendable {
     /// How long a handoff is kept after it started, in ms; nil keeps every one.
     let retentionMs: Int64?
     let timelines: Mutex<[String: Timeline]>
-    /// Open once the stored history is in memory.
+    /// How much of the stored history is in memory.
     let loaded = LoadGate()
+    /// Handoffs recorded while the history is read that had events stored before: their timelines may lack
+    /// those until the read reaches them.
+    let awaitingHistory = Mutex<Set<String>>([])
 
     /// How far ahead of the collector's clock an event's time may be.
     static let maxFutureMs: Int64 = 3_600_000
@@ -46,6 +49,22 @@ final class MetricsCore: Sendable {
                         body BLOB NOT NULL,
                         PRIMARY KEY (handoff_id, event_id)
                     ) WITHOUT ROWID
+                    """
+            )
+        }
+        migrator.registerMigration("v2: handoffs by latest event") { db in
+            // Each handoff's latest event time, so that a restart reads the newest handoffs first and answers a
+            // window of recent ones before the rest of the history is in memory: a handoff starts no later than
+            // its latest event, so every handoff that started at or after T has `last_at_ms` at or after T.
+            try db.execute(
+                sql: """
+                    CREATE TABLE handoffs (
+                        handoff_id TEXT PRIMARY KEY,
+                        last_at_ms INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX handoffs_by_last_event ON handoffs (last_at_ms, handoff_id);
+                    INSERT INTO handoffs (handoff_id, last_at_ms)
+                        SELECT handoff_id, MAX(at_ms) FROM events GROUP BY handoff_id;
                     """
             )
         }
@@ -126,7 +145,8 @@ final class MetricsCore: Sendable {
             body.eventID = ""
             return (event.handoffID, event.eventID, event.kind.rawValue, event.atUnixMs, try body.serializedBytes())
         }
-        let stored = try await self.store.write { db -> [Int] in
+        let loading = !self.loaded.complete
+        let (stored, stale) = try await self.store.write { db -> ([Int], [String]) in
             let statement = try db.cachedStatement(
                 sql: """
                     INSERT INTO events (handoff_id, event_id, kind, at_ms, received_ms, body) VALUES (?, ?, ?, ?, ?, ?)
@@ -135,13 +155,33 @@ final class MetricsCore: Sendable {
             )
             var stored: [Int] = []
             stored.reserveCapacity(rows.count)
+            var latest: [String: Int64] = [:]
             for (index, row) in rows.enumerated() {
                 try statement.execute(arguments: [row.handoffID, row.eventID, row.kind, row.at, received, row.body])
                 if db.changesCount > 0 {
                     stored.append(index)
+                    latest[row.handoffID] = max(latest[row.handoffID] ?? row.at, row.at)
                 }
             }
-            return stored
+            let handoff = try db.cachedStatement(
+                sql: """
+                    INSERT INTO handoffs (handoff_id, last_at_ms) VALUES (?, ?)
+                    ON CONFLICT (handoff_id) DO UPDATE SET last_at_ms = max(last_at_ms, excluded.last_at_ms)
+                    """
+            )
+            // While the history is being read, a handoff stored before may not be in memory yet.
+            let known = loading ? try db.cachedStatement(sql: "SELECT 1 FROM handoffs WHERE handoff_id = ?") : nil
+            var stale: [String] = []
+            for (id, at) in latest {
+                if let known, try Bool.fetchOne(known, arguments: [id]) != nil {
+                    stale.append(id)
+                }
+                try handoff.execute(arguments: [id, at])
+            }
+            return (stored, stale)
+        }
+        if !stale.isEmpty, !self.loaded.complete {
+            self.awaitingHistory.withLock { $0.formUnion(stale) }
         }
         self.timelines.withLock { timelines in
             for index in stored {
@@ -155,15 +195,6 @@ final class MetricsCore: Sendable {
     }
 
     // MARK: - Reading
-
-    /// The timelines as they are now, once the history is loaded; recording goes on while the caller computes from
-    /// them.
-    private var snapshot: [String: Timeline] {
-        get async throws {
-            try await self.loaded.wait()
-            return self.timelines.withLock { $0 }
-        }
-    }
 
     /// The earliest start a handoff may have to be counted at `now`: the retention window's start, or none.
     func retainedSince(_ now: Int64) -> Int64 {
@@ -181,7 +212,7 @@ final class MetricsCore: Sendable {
         let keys = request.groupBy.compactMap(Self.key)
         var overall = FiguresBuilder()
         var groups: [[String]: FiguresBuilder] = [:]
-        for timeline in try await self.snapshot.values where timeline.start >= since {
+        for timeline in try await self.timelines(since: since).values where timeline.start >= since {
             let assessment = Assessment(timeline, now: now, judging: self.judging)
             overall.add(assessment)
             if !keys.isEmpty {
@@ -211,7 +242,7 @@ final class MetricsCore: Sendable {
         let now = self.now()
         let since = self.retainedSince(now)
         var figures = FiguresBuilder()
-        for timeline in try await self.snapshot.values where timeline.start >= since {
+        for timeline in try await self.timelines(since: since).values where timeline.start >= since {
             figures.add(Assessment(timeline, now: now, judging: self.judging))
         }
         return figures
@@ -232,7 +263,7 @@ final class MetricsCore: Sendable {
         func newer(_ a: (id: String, timeline: Timeline), than b: (id: String, timeline: Timeline)) -> Bool {
             (a.timeline.start, a.id) > (b.timeline.start, b.id)
         }
-        for (id, timeline) in try await self.snapshot where timeline.start >= since {
+        for (id, timeline) in try await self.timelines(since: since) where timeline.start >= since {
             guard wanted.allSatisfy({ timeline[$0.0] == $0.1 }) else {
                 continue
             }
@@ -271,17 +302,20 @@ final class MetricsCore: Sendable {
 
     /// One handoff with every stored event; NOT_FOUND when none names it.
     func handoff(_ id: String) async throws -> Baton_Metrics_V1_Handoff {
-        try await self.loaded.wait()
-        guard let timeline = self.timelines.withLock({ $0[id] }), timeline.start >= self.retainedSince(self.now())
-        else {
-            throw RPCError(code: .notFound, message: "no event names handoff_id '\(id)'")
-        }
+        // From the store, which holds every event committed: this needs no history in memory.
         let events = try await self.store.pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: "SELECT handoff_id, event_id, body FROM events WHERE handoff_id = ? ORDER BY at_ms, event_id",
                 arguments: [id]
             ).map(Self.event)
+        }
+        var timeline = Timeline()
+        for event in events {
+            timeline.merge(event)
+        }
+        guard !events.isEmpty, timeline.start >= self.retainedSince(self.now()) else {
+            throw RPCError(code: .notFound, message: "no event names handoff_id '\(id)'")
         }
         return self.message(id, timeline, Assessment(timeline, now: self.now(), judging: self.judging), events: events)
     }
