@@ -65,6 +65,7 @@ let package = Package(
         .executable(name: "metrics-collector", targets: ["MetricsCollector"]),
         .executable(name: "supervisor", targets: ["Supervisor"]),
         .executable(name: "batonctl", targets: ["Batonctl"]),
+        .executable(name: "baton-sim", targets: ["BatonSim"]),
         .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
         .executable(name: "context-assembler-benchmark", targets: ["ContextBenchmark"]),
         .executable(name: "gate-evaluator-benchmark", targets: ["GateEvaluatorBenchmark"]),
@@ -141,6 +142,13 @@ let package = Package(
                 protobuf,
             ],
             path: "Clients/batonctl",
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "BatonSim",
+            dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, yams, protobuf],
+            path: "Clients/baton-sim",
             swiftSettings: swiftSettings
         ),
 

@@ -104,7 +104,7 @@ struct ClientTests {
         let client = RPCClient(socketPath: path)
         for _ in 0..<20 {
             let error = await #expect(throws: RPCError.self) {
-                try await self.health(client, options: CallOptions(timeout: .seconds(10)))
+                try await self.health(client, options: CallOptions(timeout: .seconds(60)))
             }
             #expect(error?.code == .unavailable, "\(String(describing: error))")
         }

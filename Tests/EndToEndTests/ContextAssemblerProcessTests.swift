@@ -611,9 +611,9 @@ struct ContextAssemblerProcessTests {
             // A desk that connects after one more crash gets every open brief.
             await baton.kill("context-assembler")
             try await baton.start("context-assembler")
-            var offered: Set<String> = []
-            for destination in ["desk-a", "desk-b"] {
-                let desk = Collected(
+            // The briefs are split between the two desks: wait for both together.
+            let desks = try ["desk-a", "desk-b"].map { destination in
+                Collected(
                     try baton.assembler.watchBriefs(
                         .with {
                             $0.destinationID = destination
@@ -621,11 +621,13 @@ struct ContextAssemblerProcessTests {
                         }
                     )
                 )
-                _ = await eventually(within: .seconds(2)) { desk.all.count >= plans.count }
-                offered.formUnion(desk.all.filter { $0.kind == .open }.map(\.brief.handoffID))
-                desk.cancel()
             }
-            #expect(offered == Set(plans.values))
+            func offered() -> Set<String> {
+                Set(desks.flatMap { $0.all.filter { $0.kind == .open }.map(\.brief.handoffID) })
+            }
+            _ = await eventually { offered() == Set(plans.values) }
+            desks.forEach { $0.cancel() }
+            #expect(offered() == Set(plans.values))
         }
     }
 

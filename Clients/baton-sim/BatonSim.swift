@@ -1,0 +1,159 @@
+import ArgumentParser
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import Foundation
+import SwiftProtobuf
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `baton-sim`: a simulated contact centre (callers, the voice AI, telephony and the humans at each destination)
+/// run against the real, running processes, and the essay's test measured by Baton's own metrics collector.
+@main
+struct BatonSim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baton-sim",
+        abstract: "Run a simulated contact centre against the running Baton processes and report the essay's test.",
+        discussion: """
+            Every party outside Baton is simulated: callers with facts and patience, the voice AI following a
+            script per workflow, the telephony, and a pool of humans per destination who read the brief, answer,
+            greet, ask for what they still need and hand back. The figures come from Baton's metrics collector.
+
+            --mode handoff uses Baton as designed; --mode failover runs the same callers and humans the way most AI
+            agents work: no gates, an escalation only when the AI is confused or the caller insists, and a blind
+            transfer, so the human asks for everything. --compare runs both, one after the other.
+
+            --speed N makes the simulated parties' delays N times shorter. They are reported at full scale: the
+            simulator stamps the humans' events with their full-scale times, while the platform's own latency
+            between them is real and never scaled.
+
+            Exit status: 0 done, 1 a call failed or a process did not answer, 2 wrong usage or an invalid scenario.
+            """
+    )
+
+    @Option(help: "The scenario file.") var scenario = "config/simulations/default.yaml"
+    @Option(help: "handoff or failover.") var mode = "handoff"
+    @Flag(help: "Run both modes and print them side by side.") var compare = false
+    @Option(help: "Calls to run (default: the scenario's).") var calls: Int?
+    @Option(help: "Calls at once (default: the scenario's).") var concurrency: Int?
+    @Option(help: "Simulated delays run this many times faster.") var speed = 1.0
+    @Option(help: "Seed of the draws (default: the scenario's).") var seed: UInt64?
+    @Option(help: "Directory of the sockets (default: $BATON_RUN_DIR, else var/run).") var runDir: String?
+    @Flag(help: "Print the figures as JSON.") var json = false
+
+    mutating func validate() throws {
+        guard Mode(rawValue: self.mode) != nil else {
+            throw ValidationError("--mode '\(self.mode)' is not a mode; expected handoff or failover")
+        }
+        guard self.speed >= 1, self.speed.isFinite else {
+            throw ValidationError("--speed \(self.speed) is not a speed-up; expected a number of at least 1")
+        }
+        if let calls = self.calls, calls < 1 {
+            throw ValidationError("--calls \(calls): expected at least 1")
+        }
+        if let concurrency = self.concurrency, concurrency < 1 {
+            throw ValidationError("--concurrency \(concurrency): expected at least 1")
+        }
+    }
+
+    func run() async throws {
+        var scenario: Scenario
+        do {
+            scenario = try Scenario.parse(try TextFile.read(self.scenario), file: self.scenario)
+        } catch let error as InvalidConfigFile {
+            standardError("baton-sim: the scenario is invalid:\n\(error)\n")
+            throw ExitCode(2)
+        } catch {
+            standardError("baton-sim: cannot read the scenario \(self.scenario): \(error)\n")
+            throw ExitCode(2)
+        }
+        scenario.calls = self.calls ?? scenario.calls
+        scenario.concurrency = self.concurrency ?? scenario.concurrency
+        scenario.seed = self.seed ?? scenario.seed
+        let runDirectory =
+            self.runDir ?? ProcessEnvironment.current["BATON_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/run"
+        let clients = Dictionary(
+            uniqueKeysWithValues: ["context-assembler", "router", "metrics-collector"].map {
+                ($0, RPCClient(socketPath: BatonConfiguration.socketPath(of: $0, in: runDirectory)))
+            }
+        )
+        defer {
+            let all = Array(clients.values)
+            Task { for client in all { await client.close() } }
+        }
+        let modes = self.compare ? Mode.allCases : [Mode(rawValue: self.mode) ?? .handoff]
+        var reports: [Report] = []
+        let runID = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        for mode in modes {
+            let simulation = Simulation(
+                scenario: scenario,
+                mode: mode,
+                speed: self.speed,
+                assembler: Baton_Context_V1_ContextAssembler.Client(clients["context-assembler"]!),
+                router: Baton_Routing_V1_Router.Client(clients["router"]!),
+                runID: runID
+            )
+            let started = ContinuousClock.now
+            let quiet = self.json
+            let total = scenario.calls
+            let outcomes = try await simulation.run { done, inHandoff in
+                if !quiet, isatty(2) == 1 {
+                    standardError("\r\(mode.rawValue): \(done)/\(total) calls done, \(inHandoff) in handoff   ")
+                }
+            }
+            if !quiet, isatty(2) == 1 {
+                standardError("\n")
+            }
+            let metrics = Baton_Metrics_V1_MetricsCollector.Client(clients["metrics-collector"]!)
+            let handoffs = try await Self.collect(outcomes, from: metrics)
+            reports.append(
+                Report(mode: mode, outcomes: outcomes, handoffs: handoffs, took: ContinuousClock.now - started)
+            )
+        }
+        if self.json {
+            print(Report.json(reports))
+        } else {
+            print(Report.table(reports))
+        }
+        let failed = reports.flatMap(\.outcomes).filter { $0.end == .failed }
+        if !failed.isEmpty {
+            standardError(
+                "baton-sim: \(failed.count) calls failed; the first: \(failed[0].callID): \(failed[0].failure)\n"
+            )
+            throw ExitCode(1)
+        }
+    }
+
+    /// Each handoff as Baton's metrics collector holds it, once its timeline has arrived (the assembler sends it
+    /// through its outbox, after the reply): waits until each has its call_ended, for at most a minute.
+    static func collect(
+        _ outcomes: [CallOutcome],
+        from metrics: Baton_Metrics_V1_MetricsCollector.Client
+    ) async throws -> [String: Baton_Metrics_V1_Handoff] {
+        var found: [String: Baton_Metrics_V1_Handoff] = [:]
+        let ids = outcomes.map(\.handoffID).filter { !$0.isEmpty }
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(60)
+        for id in ids {
+            while true {
+                let handoff = try? await metrics.getHandoff(.with { $0.handoffID = id }, options: Simulation.deadline)
+                if let handoff, handoff.timeline.contains(where: { $0.kind == .callEnded }) || clock.now > end {
+                    found[id] = handoff
+                    break
+                }
+                if clock.now > end {
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        return found
+    }
+}
+
+/// Writes `text` as it is to standard error.
+func standardError(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+}

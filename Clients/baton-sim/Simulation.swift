@@ -1,0 +1,558 @@
+import BatonProto
+import BatonRPC
+import BatonRuntime
+import Foundation
+import SwiftProtobuf
+import Synchronization
+
+/// How the simulated AI works: with Baton's gates and briefs, or the way most AI agents do (failover).
+enum Mode: String, Sendable, CaseIterable {
+    /// Gates decide; the human gets the brief and reads it before hello.
+    case handoff
+    /// No gates: the AI escalates only when confused or when the caller insists; the transfer is blind, so the
+    /// human asks for everything they need.
+    case failover
+}
+
+/// What one simulated call ended as, from the simulator's side (Baton's own figures come from its collector).
+struct CallOutcome: Sendable {
+    enum End: String, Sendable {
+        case resolvedByAI = "resolved by the AI"
+        case human = "reached a human"
+        case callback = "callback offered"
+        case abandoned = "hung up on hold"
+        case failed = "failed"
+    }
+
+    var callID: String
+    var end: End
+    var handoffID = ""
+    var designed = false
+    var destinationKind = ""
+    /// The router's prediction, in ms.
+    var predictedMs: UInt32 = 0
+    /// The facts the caller had to say again: the simulator's own ground truth.
+    var repeated: [String] = []
+    /// From sending the Record that fired the gate to the brief arriving on the destination's desk stream (ms):
+    /// Baton's own part of time-to-context-ready, never scaled.
+    var platformMs: Double?
+    var failure = ""
+}
+
+/// The humans at one destination: how many are free, fed to the router as availability.
+final class AgentPool: Sendable {
+    let destination: String
+    let size: Int
+    private let free: Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>
+
+    init(destination: String, size: Int) {
+        self.destination = destination
+        self.size = size
+        self.free = Mutex((size, []))
+    }
+
+    /// Waits for a free human, for at most `patience`; false when the caller gave up first.
+    func take(within patience: Duration) async -> Bool {
+        if self.free.withLock({ state in
+            guard state.count > 0 else {
+                return false
+            }
+            state.count -= 1
+            return true
+        }) {
+            return true
+        }
+        let clock = ContinuousClock()
+        let end = clock.now + patience
+        while clock.now < end {
+            try? await Task.sleep(for: .milliseconds(20))
+            if self.free.withLock({ state in
+                guard state.count > 0 else {
+                    return false
+                }
+                state.count -= 1
+                return true
+            }) {
+                return true
+            }
+        }
+        return false
+    }
+
+    func give() {
+        self.free.withLock { $0.count = min(self.size, $0.count + 1) }
+    }
+
+    var busy: Int { self.size - self.free.withLock { $0.count } }
+}
+
+/// The briefs each destination's desk has received, by handoff id, for the humans waiting for theirs.
+final class DeskInbox: Sendable {
+    private let briefs = Mutex<[String: (brief: Baton_Context_V1_Brief, at: ContinuousClock.Instant)]>([:])
+
+    func received(_ brief: Baton_Context_V1_Brief) {
+        let now = ContinuousClock.now
+        self.briefs.withLock { briefs in
+            if briefs[brief.handoffID] == nil {
+                briefs[brief.handoffID] = (brief, now)
+            }
+        }
+    }
+
+    /// When the first brief of `handoffID` arrived, if it has.
+    func arrival(_ handoffID: String) -> ContinuousClock.Instant? {
+        self.briefs.withLock { $0[handoffID]?.at }
+    }
+
+    /// The brief of `handoffID` once it has arrived, for at most `timeout`.
+    func brief(_ handoffID: String, within timeout: Duration) async -> Baton_Context_V1_Brief? {
+        let clock = ContinuousClock()
+        let end = clock.now + timeout
+        while clock.now < end {
+            if let brief = self.briefs.withLock({ $0[handoffID]?.brief }) {
+                return brief
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+}
+
+/// One call's time. The simulated parties' delays are drawn at full scale and slept `speed` times faster; the
+/// difference is added to the times the simulator reports from then on, so that Baton's timeline holds the
+/// humans' times at full scale while the platform's own latency between them stays real (never scaled).
+struct CallClock {
+    let speed: Double
+    private(set) var offsetMs: Int64 = 0
+
+    init(speed: Double) {
+        self.speed = speed
+    }
+
+    /// Now, on the call's timeline.
+    var now: Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) + self.offsetMs }
+
+    /// Lets `seconds` of simulated time pass.
+    mutating func pass(_ seconds: Double) async {
+        let real = seconds / self.speed
+        try? await Task.sleep(for: .milliseconds(Int64(real * 1000)))
+        self.offsetMs += Int64(((seconds - real) * 1000).rounded())
+    }
+
+    /// The caller waited `real` for a human, which at full scale is `speed` times longer.
+    mutating func waited(_ real: Duration) {
+        let ms = Simulation.milliseconds(real)
+        self.offsetMs += Int64((ms * (self.speed - 1)).rounded())
+    }
+
+    /// The handoff starts now: what happened before is the AI's part, and Baton stamps the gate with its own
+    /// clock, so the offset starts again from zero.
+    mutating func handoffStarts() {
+        self.offsetMs = 0
+    }
+}
+
+/// Runs the callers, the AI, the telephony and the humans against the running processes.
+final class Simulation: Sendable {
+    let scenario: Scenario
+    let mode: Mode
+    let speed: Double
+    let assembler: Baton_Context_V1_ContextAssembler.Client
+    let router: Baton_Routing_V1_Router.Client
+    let pools: [String: AgentPool]
+    let inboxes: [String: DeskInbox]
+    /// Unique per run, so that two runs against the same processes never share an id.
+    let runID: String
+    let progress = Mutex<(done: Int, inHandoff: Int)>((0, 0))
+    static let deadline = CallOptions(timeout: .seconds(30), waitForReady: true)
+
+    init(
+        scenario: Scenario,
+        mode: Mode,
+        speed: Double,
+        assembler: Baton_Context_V1_ContextAssembler.Client,
+        router: Baton_Routing_V1_Router.Client,
+        runID: String
+    ) {
+        self.scenario = scenario
+        self.mode = mode
+        self.speed = speed
+        self.assembler = assembler
+        self.router = router
+        self.runID = runID
+        var pools: [String: AgentPool] = [:]
+        var inboxes: [String: DeskInbox] = [:]
+        for (destination, size) in scenario.agents {
+            pools[destination] = AgentPool(destination: destination, size: size)
+            inboxes[destination] = DeskInbox()
+        }
+        self.pools = pools
+        self.inboxes = inboxes
+    }
+
+    /// Runs every call, `concurrency` at a time; `report` is called about twice a second with the progress.
+    func run(report: @escaping @Sendable (_ done: Int, _ inHandoff: Int) -> Void) async throws -> [CallOutcome] {
+        try await withThrowingTaskGroup(of: Void.self) { desks in
+            for (destination, inbox) in self.inboxes {
+                desks.addTask { try await self.watch(destination, into: inbox) }
+                try await self.reportAvailability(destination)
+            }
+            let outcomes = try await self.runCalls(report: report)
+            desks.cancelAll()
+            return outcomes
+        }
+    }
+
+    private func runCalls(report: @escaping @Sendable (Int, Int) -> Void) async throws -> [CallOutcome] {
+        // Each call's draws come from its own generator, seeded from the scenario's seed and its number, so that
+        // both modes see the same callers with the same facts and the same humans.
+        let reporter = Task {
+            while !Task.isCancelled {
+                let (done, inHandoff) = self.progress.withLock { $0 }
+                report(done, inHandoff)
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        defer { reporter.cancel() }
+        return try await withThrowingTaskGroup(of: CallOutcome.self) { group in
+            var outcomes: [CallOutcome] = []
+            var next = 0
+            while next < min(self.scenario.concurrency, self.scenario.calls) {
+                let index = next
+                group.addTask { await self.call(index) }
+                next += 1
+            }
+            while let outcome = try await group.next() {
+                outcomes.append(outcome)
+                self.progress.withLock { $0.done += 1 }
+                if next < self.scenario.calls {
+                    let index = next
+                    group.addTask { await self.call(index) }
+                    next += 1
+                }
+            }
+            report(outcomes.count, 0)
+            return outcomes.sorted { $0.callID < $1.callID }
+        }
+    }
+
+    /// The desk of `destination`: every brief sent to it, in the inbox of its humans. Reconnects when the stream
+    /// ends (an assembler restart).
+    private func watch(_ destination: String, into inbox: DeskInbox) async throws {
+        while !Task.isCancelled {
+            do {
+                let stream = try self.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = destination
+                        $0.agentID = "sim-desk-\(destination)"
+                    },
+                    options: CallOptions(waitForReady: true)
+                )
+                for try await update in stream where update.kind == .new || update.kind == .open {
+                    inbox.received(update.brief)
+                }
+            } catch {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Tells the router how many of `destination`'s humans are free, from the simulated humans' state.
+    private func reportAvailability(_ destination: String) async throws {
+        guard let pool = self.pools[destination] else {
+            return
+        }
+        let busy = pool.busy
+        _ = try await self.router.updateAvailability(
+            .with {
+                $0.destinationID = destination
+                $0.agentsReady = Int32(pool.size - busy)
+                $0.agentsBusy = Int32(busy)
+            },
+            options: Self.deadline
+        )
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
+    // MARK: - One call
+
+    private func call(_ index: Int) async -> CallOutcome {
+        var random = SplitMix64(seed: self.scenario.seed &* 1_000_003 &+ UInt64(index))
+        let kind = self.scenario.kind(&random)
+        let persona = Persona(kind: kind, index: index, &random)
+        let confused = Double.random(in: 0..<1, using: &random) < self.scenario.confusedShare
+        let callID = "sim-\(self.runID)-\(self.mode.rawValue)-\(index)"
+        var outcome = CallOutcome(callID: callID, end: .failed)
+        var clock = CallClock(speed: self.speed)
+        do {
+            _ = try await self.assembler.openCall(
+                .with {
+                    $0.callID = callID
+                    $0.workflowID = kind.workflow
+                    $0.caller.phoneNumber = persona.phone
+                    $0.caller.language = "en-IE"
+                },
+                options: Self.deadline
+            )
+            var events = 0
+            func record(_ configure: (inout Baton_Context_V1_Event) -> Void) async throws -> Baton_Context_V1_Plan? {
+                events += 1
+                var event = Baton_Context_V1_Event()
+                event.eventID = "e\(events)"
+                event.callID = callID
+                configure(&event)
+                let reply = try await self.assembler.record(.with { $0.event = event }, options: Self.deadline)
+                return reply.outcome == .handoff ? reply.plan : nil
+            }
+            var plan: Baton_Context_V1_Plan?
+            var sent = ContinuousClock.now
+            for step in Script.steps(kind, persona: persona, mode: self.mode, confused: confused) {
+                await clock.pass(self.scenario.turnGap.draw(&random))
+                sent = ContinuousClock.now
+                if let handoff = try await record(step) {
+                    plan = handoff
+                    break
+                }
+            }
+            guard let plan else {
+                outcome.end = .resolvedByAI
+                _ = try await self.assembler.closeCall(.with { $0.callID = callID }, options: Self.deadline)
+                return outcome
+            }
+            clock.handoffStarts()
+            outcome.handoffID = plan.handoffID
+            outcome.designed = !plan.undesigned
+            outcome.predictedMs = plan.predictedLiveHumanMs
+            outcome.destinationKind =
+                plan.outcome != .transfer ? "" : plan.destinationKind == .partner ? "partner" : "in_house"
+            self.progress.withLock { $0.inHandoff += 1 }
+            defer { self.progress.withLock { $0.inHandoff -= 1 } }
+            try await self.handoff(plan, persona: persona, kind: kind, &clock, &random, &outcome, record: record)
+            outcome.platformMs = (self.inboxes[plan.destinationID]?.arrival(plan.handoffID)).map {
+                Self.milliseconds($0 - sent)
+            }
+            _ = try await self.assembler.closeCall(.with { $0.callID = callID }, options: Self.deadline)
+        } catch {
+            outcome.end = .failed
+            outcome.failure = "\(error)"
+        }
+        return outcome
+    }
+
+    /// The plan is carried out: the telephony transfers, a human at the destination reads the brief (in handoff
+    /// mode), answers, says hello, asks for what they still need, and hands back.
+    private func handoff(
+        _ plan: Baton_Context_V1_Plan,
+        persona: Persona,
+        kind: CallKind,
+        _ clock: inout CallClock,
+        _ random: inout SplitMix64,
+        _ outcome: inout CallOutcome,
+        record: (_ configure: (inout Baton_Context_V1_Event) -> Void) async throws -> Baton_Context_V1_Plan?
+    ) async throws {
+        var plan = plan
+        let handoffID = plan.handoffID
+        let patience = self.scenario.patience.draw(&random)
+        while true {
+            guard plan.outcome == .transfer else {
+                outcome.end = .callback
+                return
+            }
+            _ = try await self.report(handoffID, .transferStarted, at: clock.now)
+            // Without Baton, the telephony transfers every escalation to one queue, whoever is free there.
+            let destination =
+                self.mode == .failover ? self.scenario.failoverQueue ?? plan.destinationID : plan.destinationID
+            guard let pool = self.pools[destination], let inbox = self.inboxes[destination] else {
+                outcome.end = .failed
+                outcome.failure = "routed to \(destination), which the scenario's agents do not list"
+                return
+            }
+            let holding = ContinuousClock.now
+            let answered = await pool.take(within: .milliseconds(Int64(patience * 1000 / self.speed)))
+            clock.waited(ContinuousClock.now - holding)
+            guard answered else {
+                _ = try await self.report(handoffID, .callerHungUp, at: clock.now)
+                outcome.end = .abandoned
+                return
+            }
+            defer {
+                pool.give()
+                // The router hears of the free human at once; the call goes on meanwhile, as the real feed would.
+                Task { try? await self.reportAvailability(destination) }
+            }
+            try? await self.reportAvailability(destination)
+            // The desk shows the brief once it arrives (handoff mode); the human then answers the ring.
+            var brief: Baton_Context_V1_Brief?
+            if self.mode == .handoff {
+                brief = await inbox.brief(handoffID, within: .seconds(10))
+                if let shown = brief {
+                    await clock.pass(self.scenario.render.draw(&random) / 1000)
+                    _ = try await self.assembler.ackBrief(
+                        .with {
+                            $0.handoffID = handoffID
+                            $0.revision = shown.revision
+                            $0.agentID = "sim-\(destination)"
+                            $0.displayedAtUnixMs = clock.now
+                        },
+                        options: Self.deadline
+                    )
+                }
+            }
+            if Double.random(in: 0..<1, using: &random) < self.scenario.declineShare {
+                let next = try await self.assembler.decline(
+                    .with {
+                        $0.handoffID = handoffID
+                        $0.agentID = "sim-\(destination)"
+                        $0.destinationID = destination
+                        $0.reason = "busy with a follow-up"
+                    },
+                    options: Self.deadline
+                )
+                plan = next.plan
+                continue
+            }
+            await clock.pass(self.scenario.ring.draw(&random))
+            _ = try await self.assembler.accept(
+                .with {
+                    $0.handoffID = handoffID
+                    $0.agentID = "sim-\(destination)"
+                },
+                options: Self.deadline
+            )
+            _ = try await self.report(handoffID, .humanConnected, at: clock.now)
+            // Reading what the brief holds takes a moment; a blind transfer has nothing to read.
+            await clock.pass(Double(brief?.facts.count ?? 0) * self.scenario.readPerFact + 0.5)
+            _ = try await self.report(handoffID, .humanGreeted, at: clock.now)
+            outcome.end = .human
+            // What the human needs and the brief does not hold, they ask for; the caller says it (again, when
+            // they had told the AI already).
+            let known = Set((brief?.facts ?? []).map(\.slot))
+            for slot in kind.needs where !known.contains(slot) {
+                await clock.pass(self.scenario.askFact.draw(&random))
+                let value = persona.value(slot)
+                if kind.facts.contains(slot) {
+                    outcome.repeated.append(slot)
+                }
+                let now = clock.now
+                _ = try await record {
+                    $0.atUnixMs = now
+                    $0.callerTurn.text = "It's \(value)."
+                }
+            }
+            await clock.pass(self.scenario.handle.draw(&random))
+            _ = try await self.assembler.handBack(
+                .with {
+                    $0.handoffID = handoffID
+                    $0.outcome = .done
+                    $0.notes = "done by the simulated human"
+                },
+                options: Self.deadline
+            )
+            return
+        }
+    }
+
+    private func report(
+        _ handoffID: String,
+        _ kind: Baton_Context_V1_ReportTransferRequest.Kind,
+        at: Int64
+    ) async throws -> Baton_Context_V1_Handoff {
+        try await self.assembler.reportTransfer(
+            .with {
+                $0.handoffID = handoffID
+                $0.kind = kind
+                $0.atUnixMs = at
+            },
+            options: Self.deadline
+        )
+    }
+}
+
+/// A caller: their facts, drawn from the seed.
+struct Persona: Sendable {
+    let name: String
+    let phone: String
+    let values: [String: String]
+
+    static let names = [
+        "Aoife Byrne", "Liam Walsh", "Siobhan Kelly", "Tomás Ryan", "Niamh Doyle", "Cian Murphy", "Orla Quinn",
+        "Darragh Nolan",
+    ]
+    static let relatives = ["mother", "father", "husband", "wife", "brother", "sister"]
+    static let reasons = ["moving abroad", "too expensive", "switching provider", "no longer needed"]
+
+    init(kind: CallKind, index: Int, _ random: inout SplitMix64) {
+        self.name = Self.names[Int.random(in: 0..<Self.names.count, using: &random)]
+        self.phone = "+3538\(Int.random(in: 10_000_000...99_999_999, using: &random))"
+        var values: [String: String] = [:]
+        for slot in Set(kind.facts + kind.needs).sorted() {
+            switch slot {
+            case "identity.name", "caller.name": values[slot] = self.name
+            case "account.id": values[slot] = "AC\(Int.random(in: 1_000_000...9_999_999, using: &random))"
+            case "card.last4": values[slot] = String(format: "%04d", Int.random(in: 0...9999, using: &random))
+            case "refund_amount": values[slot] = String(Int(kind.amount.draw(&random)))
+            case "cancel_reason": values[slot] = Self.reasons[Int.random(in: 0..<Self.reasons.count, using: &random)]
+            case "relationship": values[slot] = Self.relatives[Int.random(in: 0..<Self.relatives.count, using: &random)]
+            case "deceased.name": values[slot] = Self.names[Int.random(in: 0..<Self.names.count, using: &random)]
+            default: values[slot] = "\(slot.replacingOccurrences(of: ".", with: " ")) \(index)"
+            }
+        }
+        self.values = values
+    }
+
+    func value(_ slot: String) -> String {
+        self.values[slot] ?? slot
+    }
+}
+
+/// The AI's script for one call: what it sends the context-assembler, in order.
+enum Script {
+    static func steps(
+        _ kind: CallKind,
+        persona: Persona,
+        mode: Mode,
+        confused: Bool
+    ) -> [(inout Baton_Context_V1_Event) -> Void] {
+        var steps: [(inout Baton_Context_V1_Event) -> Void] = []
+        steps.append { $0.stepReached.step = "greet" }
+        steps.append { $0.aiTurn.text = "Hello, you're through to the assistant. How can I help?" }
+        for slot in kind.facts {
+            let value = persona.value(slot)
+            if slot == "account.id", !kind.verified.isEmpty {
+                steps.append { $0.stepReached.step = "verify_identity" }
+            }
+            steps.append { $0.aiTurn.text = "Could you tell me your \(slot.replacingOccurrences(of: ".", with: " "))?" }
+            steps.append { $0.callerTurn.text = "It's \(value)." }
+            steps.append {
+                $0.slotCaptured.name = slot
+                $0.slotCaptured.value = value
+                $0.slotCaptured.confirmed = true
+            }
+        }
+        if !kind.verified.isEmpty {
+            let method = kind.verified
+            steps.append { $0.identityVerified.method = method }
+        }
+        if confused {
+            // The model loses the thread and asks for a human outside every gate, in both modes.
+            steps.append { $0.aiEscalation.reason = "the model could not follow the request" }
+            return steps
+        }
+        if !kind.intent.isEmpty, mode == .handoff {
+            let intent = kind.intent
+            steps.append { $0.intentDetected.intent = intent }
+        }
+        if kind.insists {
+            // Without a gate, the caller has to ask for a person, and the AI gives up.
+            steps.append { $0.callerTurn.text = "Can I speak to someone about this, please?" }
+            if mode == .failover {
+                steps.append { $0.aiEscalation.reason = "the caller asked for a person" }
+            }
+        }
+        steps.append { $0.aiTurn.text = "Is there anything else I can help with?" }
+        return steps
+    }
+}
