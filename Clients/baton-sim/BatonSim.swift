@@ -98,10 +98,21 @@ struct BatonSim: AsyncParsableCommand {
             let started = ContinuousClock.now
             let quiet = self.json
             let total = scenario.calls
-            let outcomes = try await simulation.run { done, inHandoff in
-                if !quiet, isatty(2) == 1 {
-                    standardError("\r\(mode.rawValue): \(done)/\(total) calls done, \(inHandoff) in handoff   ")
+            let outcomes: [CallOutcome]
+            do {
+                outcomes = try await simulation.run { done, inHandoff in
+                    if !quiet, isatty(2) == 1 {
+                        standardError("\r\(mode.rawValue): \(done)/\(total) calls done, \(inHandoff) in handoff   ")
+                    }
                 }
+            } catch let error as SimulationError {
+                standardError("baton-sim: \(error)\n")
+                throw ExitCode(2)
+            } catch {
+                standardError(
+                    "baton-sim: the processes did not answer (\(error)); are they running in \(runDirectory)?\n"
+                )
+                throw ExitCode(1)
             }
             if !quiet, isatty(2) == 1 {
                 standardError("\n")

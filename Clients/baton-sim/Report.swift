@@ -84,10 +84,11 @@ struct Report {
             ),
             ("prediction error p90", Self.seconds(Self.percentile(errors, 90))),
             (
-                "in house / partner",
-                "\(withHandoff.filter { $0.destinationKind == "in_house" }.count) / "
-                    + "\(withHandoff.filter { $0.destinationKind == "partner" }.count)"
+                "answered in house / partner",
+                "\(reached.filter { $0.outcome.destinationKind == "in_house" }.count) / "
+                    + "\(reached.filter { $0.outcome.destinationKind == "partner" }.count)"
             ),
+            ("humans' cost", String(format: "%.2f", reached.reduce(0) { $0 + $1.outcome.cost })),
             ("callback offered", "\(self.count(.callback))"),
             ("hung up on hold", "\(self.count(.abandoned))"),
             ("failed", "\(self.count(.failed))"),
@@ -103,12 +104,14 @@ struct Report {
         self.outcomes.filter { $0.end == end }.count
     }
 
-    /// Baton's detected repeats against the simulator's ground truth, slot by slot: (precision, recall).
+    /// Baton's detected repeats against the simulator's ground truth, slot by slot: (precision, recall). Only
+    /// over the handoffs Baton saw reach a human: a blind transfer it refused to hear of (failover mode, where its
+    /// router found no destination) is one where it could not listen for repeats.
     var detection: (Double?, Double?) {
         var truePositives = 0
         var detected = 0
         var actual = 0
-        for (outcome, handoff) in self.reached {
+        for (outcome, handoff) in self.reached where Self.first(.humanGreeted, in: handoff) != nil {
             let truth = Set(outcome.repeated)
             let found = Set(handoff.repeatedSlots)
             truePositives += truth.intersection(found).count

@@ -28,7 +28,11 @@ struct CallOutcome: Sendable {
     var end: End
     var handoffID = ""
     var designed = false
+    /// Where the human who answered was, and its kind.
+    var destination = ""
     var destinationKind = ""
+    /// The human's handling time at the destination's cost per minute.
+    var cost = 0.0
     /// The router's prediction, in ms.
     var predictedMs: UInt32 = 0
     /// The facts the caller had to say again: the simulator's own ground truth.
@@ -160,6 +164,8 @@ final class Simulation: Sendable {
     let assembler: Baton_Context_V1_ContextAssembler.Client
     let router: Baton_Routing_V1_Router.Client
     let pools: [String: AgentPool]
+    /// Each destination as the router describes it (kind, cost), read when the run starts.
+    let destinations = Mutex<[String: Baton_Routing_V1_DestinationState]>([:])
     let inboxes: [String: DeskInbox]
     /// Unique per run, so that two runs against the same processes never share an id.
     let runID: String
@@ -192,7 +198,16 @@ final class Simulation: Sendable {
 
     /// Runs every call, `concurrency` at a time; `report` is called about twice a second with the progress.
     func run(report: @escaping @Sendable (_ done: Int, _ inHandoff: Int) -> Void) async throws -> [CallOutcome] {
-        try await withThrowingTaskGroup(of: Void.self) { desks in
+        let known = try await self.router.listDestinations(.init(), options: Self.deadline).destinations
+        self.destinations.withLock { $0 = Dictionary(known.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) }
+        let unknown = self.scenario.agents.keys.filter { id in !known.contains { $0.id == id } }.sorted()
+        guard unknown.isEmpty else {
+            throw SimulationError(
+                "the scenario's agents name \(unknown.joined(separator: ", ")), which the router does not know; "
+                    + "its destinations: \(known.map(\.id).joined(separator: ", "))"
+            )
+        }
+        return try await withThrowingTaskGroup(of: Void.self) { desks in
             for (destination, inbox) in self.inboxes {
                 desks.addTask { try await self.watch(destination, into: inbox) }
                 try await self.reportAvailability(destination)
@@ -326,8 +341,6 @@ final class Simulation: Sendable {
             outcome.handoffID = plan.handoffID
             outcome.designed = !plan.undesigned
             outcome.predictedMs = plan.predictedLiveHumanMs
-            outcome.destinationKind =
-                plan.outcome != .transfer ? "" : plan.destinationKind == .partner ? "partner" : "in_house"
             self.progress.withLock { $0.inHandoff += 1 }
             defer { self.progress.withLock { $0.inHandoff -= 1 } }
             try await self.handoff(plan, persona: persona, kind: kind, &clock, &random, &outcome, record: record)
@@ -357,24 +370,28 @@ final class Simulation: Sendable {
         let handoffID = plan.handoffID
         let patience = self.scenario.patience.draw(&random)
         while true {
-            guard plan.outcome == .transfer else {
+            // Without Baton, the telephony transfers every escalation to one queue, whoever is free there, and
+            // whatever the router would have said.
+            let queue = self.mode == .failover ? self.scenario.failoverQueue : nil
+            guard plan.outcome == .transfer || queue != nil else {
                 outcome.end = .callback
                 return
             }
-            _ = try await self.report(handoffID, .transferStarted, at: clock.now)
-            // Without Baton, the telephony transfers every escalation to one queue, whoever is free there.
-            let destination =
-                self.mode == .failover ? self.scenario.failoverQueue ?? plan.destinationID : plan.destinationID
+            try await self.report(handoffID, .transferStarted, at: clock.now)
+            let destination = queue ?? plan.destinationID
             guard let pool = self.pools[destination], let inbox = self.inboxes[destination] else {
                 outcome.end = .failed
                 outcome.failure = "routed to \(destination), which the scenario's agents do not list"
                 return
             }
+            let state = self.destinations.withLock { $0[destination] }
+            outcome.destination = destination
+            outcome.destinationKind = state?.kind == .partner ? "partner" : "in_house"
             let holding = ContinuousClock.now
             let answered = await pool.take(within: .milliseconds(Int64(patience * 1000 / self.speed)))
             clock.waited(ContinuousClock.now - holding)
             guard answered else {
-                _ = try await self.report(handoffID, .callerHungUp, at: clock.now)
+                try await self.report(handoffID, .callerHungUp, at: clock.now)
                 outcome.end = .abandoned
                 return
             }
@@ -402,6 +419,9 @@ final class Simulation: Sendable {
                 }
             }
             if Double.random(in: 0..<1, using: &random) < self.scenario.declineShare {
+                guard queue == nil else {
+                    continue  // a blind queue offers the call to the next free human; Baton never hears of it
+                }
                 let next = try await self.assembler.decline(
                     .with {
                         $0.handoffID = handoffID
@@ -415,17 +435,19 @@ final class Simulation: Sendable {
                 continue
             }
             await clock.pass(self.scenario.ring.draw(&random))
-            _ = try await self.assembler.accept(
-                .with {
-                    $0.handoffID = handoffID
-                    $0.agentID = "sim-\(destination)"
-                },
-                options: Self.deadline
-            )
-            _ = try await self.report(handoffID, .humanConnected, at: clock.now)
+            try await self.outsideBaton {
+                _ = try await self.assembler.accept(
+                    .with {
+                        $0.handoffID = handoffID
+                        $0.agentID = "sim-\(destination)"
+                    },
+                    options: Self.deadline
+                )
+            }
+            try await self.report(handoffID, .humanConnected, at: clock.now)
             // Reading what the brief holds takes a moment; a blind transfer has nothing to read.
             await clock.pass(Double(brief?.facts.count ?? 0) * self.scenario.readPerFact + 0.5)
-            _ = try await self.report(handoffID, .humanGreeted, at: clock.now)
+            try await self.report(handoffID, .humanGreeted, at: clock.now)
             outcome.end = .human
             // What the human needs and the brief does not hold, they ask for; the caller says it (again, when
             // they had told the AI already).
@@ -442,15 +464,19 @@ final class Simulation: Sendable {
                     $0.callerTurn.text = "It's \(value)."
                 }
             }
-            await clock.pass(self.scenario.handle.draw(&random))
-            _ = try await self.assembler.handBack(
-                .with {
-                    $0.handoffID = handoffID
-                    $0.outcome = .done
-                    $0.notes = "done by the simulated human"
-                },
-                options: Self.deadline
-            )
+            let handle = self.scenario.handle.draw(&random)
+            await clock.pass(handle)
+            outcome.cost = handle / 60 * (state?.costPerMin ?? 0)
+            try await self.outsideBaton {
+                _ = try await self.assembler.handBack(
+                    .with {
+                        $0.handoffID = handoffID
+                        $0.outcome = .done
+                        $0.notes = "done by the simulated human"
+                    },
+                    options: Self.deadline
+                )
+            }
             return
         }
     }
@@ -459,15 +485,28 @@ final class Simulation: Sendable {
         _ handoffID: String,
         _ kind: Baton_Context_V1_ReportTransferRequest.Kind,
         at: Int64
-    ) async throws -> Baton_Context_V1_Handoff {
-        try await self.assembler.reportTransfer(
-            .with {
-                $0.handoffID = handoffID
-                $0.kind = kind
-                $0.atUnixMs = at
-            },
-            options: Self.deadline
-        )
+    ) async throws {
+        try await self.outsideBaton {
+            _ = try await self.assembler.reportTransfer(
+                .with {
+                    $0.handoffID = handoffID
+                    $0.kind = kind
+                    $0.atUnixMs = at
+                },
+                options: Self.deadline
+            )
+        }
+    }
+
+    /// In failover mode the telephony transfers to its queue even where Baton's router found no destination;
+    /// Baton then refuses to hear of that transfer (FAILED_PRECONDITION), and the call goes on without it: such a
+    /// handoff stays one with no destination in Baton's figures.
+    private func outsideBaton(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as RPCError where error.code == .failedPrecondition && self.mode == .failover {
+            return
+        }
     }
 }
 
@@ -554,5 +593,14 @@ enum Script {
         }
         steps.append { $0.aiTurn.text = "Is there anything else I can help with?" }
         return steps
+    }
+}
+
+/// The simulation cannot run as asked; the message says why.
+struct SimulationError: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
     }
 }
