@@ -47,47 +47,42 @@ struct CallOutcome: Sendable {
 final class AgentPool: Sendable {
     let destination: String
     let size: Int
-    private let free: Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>
+    private let free: Mutex<Int>
 
     init(destination: String, size: Int) {
         self.destination = destination
         self.size = size
-        self.free = Mutex((size, []))
+        self.free = Mutex(size)
     }
 
     /// Waits for a free human, for at most `patience`; false when the caller gave up first.
     func take(within patience: Duration) async -> Bool {
-        if self.free.withLock({ state in
-            guard state.count > 0 else {
+        let end = ContinuousClock.now + patience
+        while !self.claim() {
+            guard ContinuousClock.now < end else {
                 return false
             }
-            state.count -= 1
-            return true
-        }) {
-            return true
-        }
-        let clock = ContinuousClock()
-        let end = clock.now + patience
-        while clock.now < end {
             try? await Task.sleep(for: .milliseconds(20))
-            if self.free.withLock({ state in
-                guard state.count > 0 else {
-                    return false
-                }
-                state.count -= 1
-                return true
-            }) {
-                return true
-            }
         }
-        return false
+        return true
+    }
+
+    /// Takes a free human, if there is one.
+    private func claim() -> Bool {
+        self.free.withLock { free in
+            guard free > 0 else {
+                return false
+            }
+            free -= 1
+            return true
+        }
     }
 
     func give() {
-        self.free.withLock { $0.count = min(self.size, $0.count + 1) }
+        self.free.withLock { $0 = min(self.size, $0 + 1) }
     }
 
-    var busy: Int { self.size - self.free.withLock { $0.count } }
+    var busy: Int { self.size - self.free.withLock { $0 } }
 }
 
 /// The briefs each destination's desk has received, by handoff id, for the humans waiting for theirs.

@@ -40,6 +40,17 @@ final class Collectors: Sendable {
         )
     }
 
+    /// The core on the same file, its history not read yet: the test starts the read.
+    func unloaded(_ name: String = "metrics") throws -> MetricsCore {
+        var logger = Logger(label: "metrics-test")
+        logger.logLevel = .critical
+        return try MetricsCore(
+            database: self.directory.appending("\(name).sqlite"),
+            logger: logger,
+            now: { self.now }
+        )
+    }
+
     func remove() {
         self.directory.remove()
     }
@@ -109,14 +120,7 @@ struct MetricsCoreTests {
         let events = Events.designed()
         let first = try await collectors.open()
         _ = try await first.record(Array(events.events.prefix(5)))
-        var logger = Logger(label: "metrics-test")
-        logger.logLevel = .critical
-        let clock = collectors
-        let core = try MetricsCore(
-            database: collectors.directory.appending("metrics.sqlite"),
-            logger: logger,
-            now: { clock.now }
-        )
+        let core = try collectors.unloaded()
         try await core.beginLoading()
         // Recorded at once, whether or not the history is in memory yet; a repeat of a stored event is a duplicate.
         let reply = try await core.record(Array(events.events.dropFirst(4)))
@@ -142,14 +146,7 @@ struct MetricsCoreTests {
         let first = try await collectors.open()
         _ = try await first.record(handoffs.flatMap { $0 })
 
-        var logger = Logger(label: "metrics-test")
-        logger.logLevel = .critical
-        let clock = collectors
-        let core = try MetricsCore(
-            database: collectors.directory.appending("metrics.sqlite"),
-            logger: logger,
-            now: { clock.now }
-        )
+        let core = try collectors.unloaded()
         // The read stops after each batch (one handoff each) until the test lets it go on. After the second,
         // "new" and "mid" are in memory: every handoff whose latest event is in the last hour is.
         let paused = DispatchSemaphore(value: 0)
