@@ -124,6 +124,84 @@ struct RouterCoreTests {
         #expect(unset?.code == .invalidArgument)
     }
 
+    @Test(
+        "the ring-and-greet time is learned from the hellos of handoffs answered at once, and the prediction follows"
+    )
+    func learnsRingAndGreet() async throws {
+        let harness = try Harness()
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        #expect(core.list().destinations[0].ringAndGreetMs == 3_000)
+        /// Routes a handoff, and releases it connected with its hello `seconds` after the decision.
+        func handoff(_ id: String, hello seconds: Double, report: Bool = true) async throws -> UInt32 {
+            let routed = try await core.route(routeRequest(id)).reply
+            let greeted = Int64(((harness.clock.now.timeIntervalSince1970 + seconds) * 1000).rounded())
+            harness.clock.advance(seconds)
+            _ = try await core.release(routed.reservationID, outcome: .connected, greetedAt: report ? greeted : 0)
+            return routed.predictedLiveHumanMs
+        }
+        for (index, seconds) in [5.0, 5.5, 6.0, 4.5].enumerated() {
+            #expect(try await handoff("h-\(index)", hello: seconds) == 3_000, "four observations are not enough")
+        }
+        #expect(try await handoff("h-unreported", hello: 40, report: false) == 3_000)
+        _ = try await handoff("h-4", hello: 5.2)
+        let learned = core.list().destinations[0]
+        #expect(learned.ringAndGreetObservations == 5)
+        #expect(learned.ringAndGreetMs == 5_200, "the median of 4.5, 5, 5.2, 5.5 and 6 s")
+        #expect(learned.predictedLiveHumanMs == 5_200)
+        #expect(core.list().destinations[1].ringAndGreetMs == 3_000, "each destination learns its own")
+        // In-house now predicts 5.2 s, over the 5 s target, so the partner (still at its 3 s) takes the next one.
+        let next = try await core.route(routeRequest("h-5")).reply
+        #expect(next.destinationID == "partner" && next.predictedLiveHumanMs == 3_000)
+        let hello = Int64(((harness.clock.now.timeIntervalSince1970 + 20) * 1000).rounded())
+        _ = try await core.release(next.reservationID, outcome: .connected, greetedAt: hello)
+        #expect(core.list().destinations[1].ringAndGreetObservations == 1)
+        #expect(core.list().destinations[0].ringAndGreetObservations == 5, "in-house heard no hello of it")
+    }
+
+    @Test("a caller who waited in a queue teaches nothing: only handoffs routed to a free agent are observed")
+    func queuedTeachesNothing() async throws {
+        let harness = try Harness(
+            yaml: """
+                destinations:
+                  - id: small
+                    kind: in_house
+                    skills: [billing]
+                    transfer: sip:small@example
+                    agents: 1
+                    average_handle_s: 4
+                    context: live
+                """
+        )
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        let free = try await core.route(routeRequest("h-free")).reply
+        let queued = try await core.route(routeRequest("h-queued")).reply
+        #expect(free.predictedLiveHumanMs == 3_000 && queued.predictedLiveHumanMs == 7_000, "3 s, then 3 + 4 s")
+        let hello = Int64((harness.clock.now.timeIntervalSince1970 + 30) * 1000)
+        _ = try await core.release(queued.reservationID, outcome: .connected, greetedAt: hello)
+        #expect(core.list().destinations[0].ringAndGreetObservations == 0)
+        _ = try await core.release(free.reservationID, outcome: .connected, greetedAt: hello)
+        #expect(core.list().destinations[0].ringAndGreetObservations == 1)
+    }
+
+    @Test("with learn_ring_and_greet off, the policy's ring_and_greet_s stays")
+    func learningOff() async throws {
+        let harness = try Harness(
+            yaml: Harness.yaml.replacingOccurrences(of: "policy:\n", with: "policy:\n  learn_ring_and_greet: false\n")
+        )
+        defer { harness.directory.remove() }
+        let core = try harness.open()
+        for index in 0..<6 {
+            let routed = try await core.route(routeRequest("h-\(index)")).reply
+            let greeted = Int64((harness.clock.now.timeIntervalSince1970 + 8) * 1000)
+            _ = try await core.release(routed.reservationID, outcome: .connected, greetedAt: greeted)
+        }
+        #expect(core.list().destinations[0].ringAndGreetObservations == 6)
+        #expect(core.list().destinations[0].ringAndGreetMs == 3_000)
+        #expect(core.list().destinations[0].predictedLiveHumanMs == 3_000)
+    }
+
     @Test("decline frees the capacity and re-routes at once, never back to who declined")
     func decline() async throws {
         let harness = try Harness()

@@ -804,12 +804,14 @@ package final class ContextCore: Sendable {
             return
         }
         let reservation = handoff.reservationID
+        let greetedAt = handoff.greetedAtUnixMs
         do {
             _ = try await self.dependency("the router") { options in
                 try await self.router.release(
                     .with {
                         $0.reservationID = reservation
                         $0.outcome = outcome
+                        $0.greetedAtUnixMs = outcome == .connected ? greetedAt : 0
                     },
                     options: options
                 )

@@ -37,6 +37,9 @@ struct Policy: Equatable, Sendable {
     var prefer: Destination.Kind? = .inHouse
     /// From transfer to "hello" when a free agent takes the call at once.
     var ringAndGreetSeconds: Double = 3
+    /// Whether each destination's ring-and-greet time is learned from the hellos reported (``RingAndGreet``), in
+    /// place of `ringAndGreetSeconds`, once there are enough of them.
+    var learnRingAndGreet = true
     /// A reservation neither accepted nor released within this expires.
     var reservationTimeoutSeconds: Double = 30
     /// Availability older than this is stale, and the router's own bookkeeping counts instead.

@@ -66,8 +66,8 @@ package struct DestinationsFile {
             return policy
         }
         let known = [
-            "target_live_human_s", "max_live_human_s", "prefer", "ring_and_greet_s", "reservation_timeout_s",
-            "availability_max_age_s", "categories",
+            "target_live_human_s", "max_live_human_s", "prefer", "ring_and_greet_s", "learn_ring_and_greet",
+            "reservation_timeout_s", "availability_max_age_s", "categories",
         ]
         let fields = self.yaml.fields(of: mapping, known: known, in: "policy")
         if let value = self.yaml.number(fields["target_live_human_s"], "target_live_human_s", atLeast: 0) {
@@ -88,6 +88,9 @@ package struct DestinationsFile {
         }
         if let value = self.yaml.number(fields["ring_and_greet_s"], "ring_and_greet_s", atLeast: 0) {
             policy.ringAndGreetSeconds = value
+        }
+        if let value = self.yaml.flag(fields["learn_ring_and_greet"], "learn_ring_and_greet") {
+            policy.learnRingAndGreet = value
         }
         if let value = self.yaml.number(fields["reservation_timeout_s"], "reservation_timeout_s", atLeast: 1) {
             policy.reservationTimeoutSeconds = value

@@ -19,6 +19,9 @@ struct Reservation: Sendable {
         /// The decision that made it, without its reasons and attempt.
         let decision: Baton_Routing_V1_RouteReply
         let reasons: [Baton_Routing_V1_Reason]
+        /// Made while the destination had a free agent: its hello, once reported, is a ring-and-greet time. Not
+        /// stored: a reservation restored after a restart teaches nothing.
+        let answeredAtOnce: Bool
 
         init(
             id: String,
@@ -28,7 +31,8 @@ struct Reservation: Sendable {
             expiresAt: Date,
             excluded: Set<String>,
             decision: Baton_Routing_V1_RouteReply,
-            reasons: [Baton_Routing_V1_Reason]
+            reasons: [Baton_Routing_V1_Reason],
+            answeredAtOnce: Bool = false
         ) {
             self.id = id
             self.handoff = handoff
@@ -38,6 +42,7 @@ struct Reservation: Sendable {
             self.excluded = excluded
             self.decision = decision
             self.reasons = reasons
+            self.answeredAtOnce = answeredAtOnce
         }
     }
 
@@ -147,6 +152,11 @@ struct Ledger {
             return
         }
         self.live[destinationID, default: LiveState()].availability = availability
+    }
+
+    /// Records that a handoff routed to `destinationID` while an agent was free heard hello `seconds` later.
+    mutating func observe(ringAndGreet seconds: Double, at destinationID: String) {
+        self.live[destinationID, default: LiveState()].ringAndGreet.observe(seconds)
     }
 
     private mutating func count(_ reservation: Reservation, sign: Int) {

@@ -35,7 +35,11 @@ struct RouterAPI: Sendable {
             (request: Baton_Routing_V1_ReleaseRequest, _) -> Baton_Routing_V1_ReservationReply in
             let core = try prepared.get()
             var reply = Baton_Routing_V1_ReservationReply()
-            reply.reservation = try await core.release(request.reservationID, outcome: request.outcome)
+            reply.reservation = try await core.release(
+                request.reservationID,
+                outcome: request.outcome,
+                greetedAt: request.greetedAtUnixMs
+            )
             return reply
         }
         methods.unary(Baton_Routing_V1_Router.Method.updateAvailability) {

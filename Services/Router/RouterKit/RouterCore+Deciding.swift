@@ -146,7 +146,8 @@ extension RouterCore {
             expiresAt: expires,
             excluded: excluded,
             decision: reply,
-            reasons: reasons.messages
+            reasons: reasons.messages,
+            answeredAtOnce: prediction.freeAgents >= 1
         )
         return Made(
             reply: reply,

@@ -96,6 +96,8 @@ extension RouterCore {
         message.acceptedReservations = UInt32(live.accepted.count)
         message.freeAgents = Int32(prediction.freeAgents)
         message.predictedLiveHumanMs = prediction.milliseconds
+        message.ringAndGreetMs = UInt32((live.ringAndGreet.seconds(state.configuration.policy) * 1000).rounded())
+        message.ringAndGreetObservations = UInt32(live.ringAndGreet.observed.count)
         message.reservations = state.ledger.open.values
             .filter { $0.destinationID == destination.id }
             .sorted { $0.createdAt < $1.createdAt }

@@ -74,6 +74,9 @@ extension RouterCore {
         }
     }
 
+    /// A hello reported later than this after the routing decision is not a ring-and-greet time (router.proto).
+    static let longestRingAndGreet: Double = 600
+
     func accept(_ id: String) async throws -> Baton_Routing_V1_Reservation {
         try await self.change(id) { state, open, now in
             guard open.state == .held else {
@@ -104,7 +107,14 @@ extension RouterCore {
         }
     }
 
-    func release(_ id: String, outcome: Baton_Routing_V1_ReleaseOutcome) async throws -> Baton_Routing_V1_Reservation {
+    /// Releases reservation `id`. A CONNECTED release of a reservation made while an agent was free, with the
+    /// time the human said hello (`greetedAt`, Unix ms; 0: not reported), teaches the router its destination's
+    /// ring-and-greet time (``RingAndGreet``).
+    func release(
+        _ id: String,
+        outcome: Baton_Routing_V1_ReleaseOutcome,
+        greetedAt: Int64 = 0
+    ) async throws -> Baton_Routing_V1_Reservation {
         let detail: String
         switch outcome {
         case .connected: detail = "connected"
@@ -114,7 +124,13 @@ extension RouterCore {
             throw RPCError.invalidArgument("outcome is unset; expected CONNECTED, ABANDONED or FAILED")
         }
         return try await self.change(id) { state, open, _ in
-            .applied(open, Self.close(open, in: &state))
+            if outcome == .connected, greetedAt > 0, open.record.answeredAtOnce {
+                let seconds = Double(greetedAt) / 1000 - open.createdAt.timeIntervalSince1970
+                if seconds >= 0, seconds <= Self.longestRingAndGreet {
+                    state.ledger.observe(ringAndGreet: seconds, at: open.destinationID)
+                }
+            }
+            return .applied(open, Self.close(open, in: &state))
         } write: { open, commit, now in
             var released = open
             released.state = .released

@@ -22,10 +22,11 @@ package struct LiveState: Equatable, Sendable {
     /// Nothing known: no reported availability, no reservations.
     package init() {}
 
-    init(availability: Availability? = nil, held: Int = 0, accepted: [Date] = []) {
+    init(availability: Availability? = nil, held: Int = 0, accepted: [Date] = [], ringAndGreet: RingAndGreet = .init()) {
         self.availability = availability
         self.held = held
         self.accepted = accepted
+        self.ringAndGreet = ringAndGreet
     }
 
     var availability: Availability?
@@ -33,11 +34,45 @@ package struct LiveState: Equatable, Sendable {
     var held = 0
     /// When each accepted, not yet released, reservation was accepted.
     var accepted: [Date] = []
+    /// The routed-to-hello times observed of the handoffs answered at once.
+    var ringAndGreet = RingAndGreet()
+}
+
+/// A destination's ring-and-greet time as observed: from the routing decision to the human's hello, for handoffs
+/// routed while an agent was free (so that no wait in a queue is in it). The estimate is the median of the last
+/// ``kept`` observations, once there are ``needed``: the median, because it is what minimises the mean absolute
+/// error of the predictions, and a few calls rung for a long time do not drag it.
+struct RingAndGreet: Equatable, Sendable {
+    static let kept = 50
+    static let needed = 5
+    /// Seconds, oldest first, at most ``kept``.
+    private(set) var observed: [Double] = []
+    /// The median of `observed`, once there are ``needed``.
+    private(set) var estimate: Double?
+
+    mutating func observe(_ seconds: Double) {
+        if self.observed.count == Self.kept {
+            self.observed.removeFirst()
+        }
+        self.observed.append(seconds)
+        guard self.observed.count >= Self.needed else {
+            return
+        }
+        let sorted = self.observed.sorted()
+        let middle = sorted.count / 2
+        self.estimate = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// The seconds a prediction uses: the learned estimate, unless the policy turns learning off, else its own.
+    func seconds(_ policy: Policy) -> Double {
+        policy.learnRingAndGreet ? self.estimate ?? policy.ringAndGreetSeconds : policy.ringAndGreetSeconds
+    }
 }
 
 /// The time-to-live-human a destination would give a handoff routed to it now.
 ///
-/// The model: with a free agent, the call is answered at once and the prediction is the ring-and-greet time.
+/// The model: with a free agent, the call is answered at once and the prediction is the ring-and-greet time (the
+/// one observed at that destination, see ``RingAndGreet``, or the policy's).
 /// Without one, the caller waits for the agents to finish the calls ahead of them. With every agent busy and
 /// exponential handle times (the assumption behind Erlang C too), agents free up at a rate of `agents / handle`,
 /// so the caller with `ahead` callers in front waits `(ahead + 1) * handle / agents` on average. Erlang C predicts
@@ -79,13 +114,13 @@ struct Prediction: Equatable, Sendable {
             staffed = agents
         }
         let ahead = max(0, -self.freeAgents)
+        let ringAndGreet = live.ringAndGreet.seconds(policy)
         if self.freeAgents >= 1 {
-            self.seconds = policy.ringAndGreetSeconds
+            self.seconds = ringAndGreet
         } else if staffed <= 0 {
             self.seconds = .infinity
         } else {
-            self.seconds =
-                policy.ringAndGreetSeconds + Double(ahead + 1) * averageHandleSeconds / Double(staffed)
+            self.seconds = ringAndGreet + Double(ahead + 1) * averageHandleSeconds / Double(staffed)
         }
     }
 

@@ -451,6 +451,12 @@ public nonisolated struct Baton_Routing_V1_ReleaseRequest: Sendable {
   /// required
   public var outcome: Baton_Routing_V1_ReleaseOutcome = .unspecified
 
+  /// Optional, with CONNECTED: when the human said hello, on the caller's clock (the transfer's human_greeted).
+  /// The router learns each destination's ring-and-greet time from it (see DestinationState.ring_and_greet_ms);
+  /// 0: not reported, nothing learned. A time before the reservation was made, or more than 10 minutes after, is
+  /// ignored.
+  public var greetedAtUnixMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -621,6 +627,19 @@ public nonisolated struct Baton_Routing_V1_DestinationState: @unchecked Sendable
   public var reservations: [Baton_Routing_V1_Reservation] {
     get {_storage._reservations}
     set {_uniqueStorage()._reservations = newValue}
+  }
+
+  /// The ring-and-greet time the predictions use: the median of the last ring_and_greet_observations routed-to-
+  /// hello times of handoffs answered at once (routed while an agent was free), once there are 5 of them; before
+  /// that, or with learn_ring_and_greet off, the policy's ring_and_greet_s. Learned since the router started.
+  public var ringAndGreetMs: UInt32 {
+    get {_storage._ringAndGreetMs}
+    set {_uniqueStorage()._ringAndGreetMs = newValue}
+  }
+
+  public var ringAndGreetObservations: UInt32 {
+    get {_storage._ringAndGreetObservations}
+    set {_uniqueStorage()._ringAndGreetObservations = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1095,7 +1114,7 @@ nonisolated extension Baton_Routing_V1_DeclineRequest: SwiftProtobuf.Message, Sw
 
 nonisolated extension Baton_Routing_V1_ReleaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReleaseRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}reservation_id\0\u{1}outcome\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}reservation_id\0\u{1}outcome\0\u{3}greeted_at_unix_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1105,6 +1124,7 @@ nonisolated extension Baton_Routing_V1_ReleaseRequest: SwiftProtobuf.Message, Sw
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.reservationID) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.outcome) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.greetedAtUnixMs) }()
       default: break
       }
     }
@@ -1117,12 +1137,16 @@ nonisolated extension Baton_Routing_V1_ReleaseRequest: SwiftProtobuf.Message, Sw
     if self.outcome != .unspecified {
       try visitor.visitSingularEnumField(value: self.outcome, fieldNumber: 2)
     }
+    if self.greetedAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.greetedAtUnixMs, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Baton_Routing_V1_ReleaseRequest, rhs: Baton_Routing_V1_ReleaseRequest) -> Bool {
     if lhs.reservationID != rhs.reservationID {return false}
     if lhs.outcome != rhs.outcome {return false}
+    if lhs.greetedAtUnixMs != rhs.greetedAtUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1264,7 +1288,7 @@ nonisolated extension Baton_Routing_V1_Availability: SwiftProtobuf.Message, Swif
 
 nonisolated extension Baton_Routing_V1_DestinationState: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DestinationState"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}skills\0\u{1}certifications\0\u{3}transfer_address\0\u{1}agents\0\u{3}average_handle_s\0\u{3}cost_per_min\0\u{1}context\0\u{3}time_zone\0\u{3}open_now\0\u{3}next_open_at_unix_ms\0\u{1}availability\0\u{3}held_reservations\0\u{3}accepted_reservations\0\u{3}free_agents\0\u{3}predicted_live_human_ms\0\u{1}reservations\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}skills\0\u{1}certifications\0\u{3}transfer_address\0\u{1}agents\0\u{3}average_handle_s\0\u{3}cost_per_min\0\u{1}context\0\u{3}time_zone\0\u{3}open_now\0\u{3}next_open_at_unix_ms\0\u{1}availability\0\u{3}held_reservations\0\u{3}accepted_reservations\0\u{3}free_agents\0\u{3}predicted_live_human_ms\0\u{1}reservations\0\u{3}ring_and_greet_ms\0\u{3}ring_and_greet_observations\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1285,6 +1309,8 @@ nonisolated extension Baton_Routing_V1_DestinationState: SwiftProtobuf.Message, 
     var _freeAgents: Int32 = 0
     var _predictedLiveHumanMs: UInt32 = 0
     var _reservations: [Baton_Routing_V1_Reservation] = []
+    var _ringAndGreetMs: UInt32 = 0
+    var _ringAndGreetObservations: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1313,6 +1339,8 @@ nonisolated extension Baton_Routing_V1_DestinationState: SwiftProtobuf.Message, 
       _freeAgents = source._freeAgents
       _predictedLiveHumanMs = source._predictedLiveHumanMs
       _reservations = source._reservations
+      _ringAndGreetMs = source._ringAndGreetMs
+      _ringAndGreetObservations = source._ringAndGreetObservations
     }
   }
 
@@ -1349,6 +1377,8 @@ nonisolated extension Baton_Routing_V1_DestinationState: SwiftProtobuf.Message, 
         case 16: try { try decoder.decodeSingularInt32Field(value: &_storage._freeAgents) }()
         case 17: try { try decoder.decodeSingularUInt32Field(value: &_storage._predictedLiveHumanMs) }()
         case 18: try { try decoder.decodeRepeatedMessageField(value: &_storage._reservations) }()
+        case 19: try { try decoder.decodeSingularUInt32Field(value: &_storage._ringAndGreetMs) }()
+        case 20: try { try decoder.decodeSingularUInt32Field(value: &_storage._ringAndGreetObservations) }()
         default: break
         }
       }
@@ -1415,6 +1445,12 @@ nonisolated extension Baton_Routing_V1_DestinationState: SwiftProtobuf.Message, 
       if !_storage._reservations.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._reservations, fieldNumber: 18)
       }
+      if _storage._ringAndGreetMs != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._ringAndGreetMs, fieldNumber: 19)
+      }
+      if _storage._ringAndGreetObservations != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._ringAndGreetObservations, fieldNumber: 20)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1442,6 +1478,8 @@ nonisolated extension Baton_Routing_V1_DestinationState: SwiftProtobuf.Message, 
         if _storage._freeAgents != rhs_storage._freeAgents {return false}
         if _storage._predictedLiveHumanMs != rhs_storage._predictedLiveHumanMs {return false}
         if _storage._reservations != rhs_storage._reservations {return false}
+        if _storage._ringAndGreetMs != rhs_storage._ringAndGreetMs {return false}
+        if _storage._ringAndGreetObservations != rhs_storage._ringAndGreetObservations {return false}
         return true
       }
       if !storagesAreEqual {return false}
