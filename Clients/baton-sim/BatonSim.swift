@@ -41,7 +41,14 @@ struct BatonSim: AsyncParsableCommand {
     @Option(help: "Simulated delays run this many times faster.") var speed = 1.0
     @Option(help: "Seed of the draws (default: the scenario's).") var seed: UInt64?
     @Option(help: "Directory of the sockets (default: $BATON_RUN_DIR, else var/run).") var runDir: String?
+    @Flag(help: "Start Baton's processes under their supervisor in a scratch directory, and stop them at the end.")
+    var start = false
+    @Option(help: "With --start: the configuration directory.") var configDir = "config"
+    @Flag(help: "Kill a random Baton process with SIGKILL every few seconds (through the supervisor's pids).")
+    var chaos = false
+    @Option(help: "With --chaos: the mean real seconds between kills.") var chaosEvery = 5.0
     @Flag(help: "Print the figures as JSON.") var json = false
+    @Option(help: "Also write a one-page HTML report with SVG charts to this file.") var html: String?
 
     mutating func validate() throws {
         guard Mode(rawValue: self.mode) != nil else {
@@ -55,6 +62,12 @@ struct BatonSim: AsyncParsableCommand {
         }
         if let concurrency = self.concurrency, concurrency < 1 {
             throw ValidationError("--concurrency \(concurrency): expected at least 1")
+        }
+        guard self.chaosEvery >= 0.5, self.chaosEvery.isFinite else {
+            throw ValidationError("--chaos-every \(self.chaosEvery): expected at least 0.5 seconds")
+        }
+        if self.start, self.runDir != nil {
+            throw ValidationError("--start makes its own run directory; leave out --run-dir")
         }
     }
 
@@ -72,16 +85,62 @@ struct BatonSim: AsyncParsableCommand {
         scenario.calls = self.calls ?? scenario.calls
         scenario.concurrency = self.concurrency ?? scenario.concurrency
         scenario.seed = self.seed ?? scenario.seed
+        var scratch: ScratchBaton?
+        if self.start {
+            do {
+                scratch = try await ScratchBaton.start(config: self.configDir)
+            } catch let error as SimulationError {
+                standardError("baton-sim: \(error)\n")
+                throw ExitCode(1)
+            }
+        }
         let runDirectory =
-            self.runDir ?? ProcessEnvironment.current["BATON_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/run"
+            scratch?.runDirectory ?? self.runDir
+            ?? ProcessEnvironment.current["BATON_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/run"
         let clients = Dictionary(
-            uniqueKeysWithValues: ["context-assembler", "router", "metrics-collector"].map {
+            uniqueKeysWithValues: ["context-assembler", "router", "metrics-collector", "supervisor"].map {
                 ($0, RPCClient(socketPath: BatonConfiguration.socketPath(of: $0, in: runDirectory)))
             }
         )
-        defer {
-            let all = Array(clients.values)
-            Task { for client in all { await client.close() } }
+        var failed = false
+        do {
+            failed = try await self.simulate(scenario, clients: clients, runDirectory: runDirectory)
+        } catch {
+            for client in clients.values {
+                await client.close()
+            }
+            await scratch?.stop(keep: true)
+            throw error
+        }
+        for client in clients.values {
+            await client.close()
+        }
+        await scratch?.stop(keep: failed)
+        if failed {
+            throw ExitCode(1)
+        }
+    }
+
+    /// Runs the modes, prints the report; true when a call failed or something was lost.
+    private func simulate(_ scenario: Scenario, clients: [String: RPCClient], runDirectory: String) async throws -> Bool
+    {
+        let assembler = Baton_Context_V1_ContextAssembler.Client(clients["context-assembler"]!)
+        let chaos =
+            self.chaos
+            ? Chaos(
+                supervisor: Baton_Supervisor_V1_Supervisor.Client(clients["supervisor"]!),
+                every: .milliseconds(Int64(self.chaosEvery * 1000))
+            ) : nil
+        if let chaos {
+            do {
+                try await chaos.waitUntilReady()
+            } catch {
+                standardError(
+                    "baton-sim: --chaos needs Baton under its supervisor, at \(runDirectory)/supervisor.sock "
+                        + "(start it with scripts/run.sh, or use --start): \(error)\n"
+                )
+                throw ExitCode(2)
+            }
         }
         let modes = self.compare ? Mode.allCases : [Mode(rawValue: self.mode) ?? .handoff]
         var reports: [Report] = []
@@ -91,36 +150,49 @@ struct BatonSim: AsyncParsableCommand {
                 scenario: scenario,
                 mode: mode,
                 speed: self.speed,
-                assembler: Baton_Context_V1_ContextAssembler.Client(clients["context-assembler"]!),
+                assembler: assembler,
                 router: Baton_Routing_V1_Router.Client(clients["router"]!),
                 runID: runID
             )
             let started = ContinuousClock.now
-            let quiet = self.json
+            let quiet = self.json || isatty(2) != 1
             let total = scenario.calls
+            let killer = chaos.map { chaos in Task { await chaos.run(seed: scenario.seed) } }
             let outcomes: [CallOutcome]
             do {
-                outcomes = try await simulation.run { done, inHandoff in
-                    if !quiet, isatty(2) == 1 {
-                        standardError("\r\(mode.rawValue): \(done)/\(total) calls done, \(inHandoff) in handoff   ")
+                outcomes = try await simulation.run { progress in
+                    if !quiet {
+                        standardError("\r" + Self.progressLine(mode, progress, total: total, kills: chaos?.kills.count))
                     }
                 }
             } catch let error as SimulationError {
+                killer?.cancel()
                 standardError("baton-sim: \(error)\n")
                 throw ExitCode(2)
             } catch {
+                killer?.cancel()
                 standardError(
                     "baton-sim: the processes did not answer (\(error)); are they running in \(runDirectory)?\n"
                 )
                 throw ExitCode(1)
             }
-            if !quiet, isatty(2) == 1 {
+            killer?.cancel()
+            if !quiet {
                 standardError("\n")
             }
+            try await chaos?.waitUntilReady()
             let metrics = Baton_Metrics_V1_MetricsCollector.Client(clients["metrics-collector"]!)
             let handoffs = try await Self.collect(outcomes, from: metrics)
+            let audit = try await Audit.check(outcomes, handoffs: handoffs, assembler: assembler)
             reports.append(
-                Report(mode: mode, outcomes: outcomes, handoffs: handoffs, took: ContinuousClock.now - started)
+                Report(
+                    mode: mode,
+                    outcomes: outcomes,
+                    handoffs: handoffs,
+                    took: ContinuousClock.now - started,
+                    audit: audit,
+                    kills: chaos?.kills.map(\.name) ?? []
+                )
             )
         }
         if self.json {
@@ -128,13 +200,47 @@ struct BatonSim: AsyncParsableCommand {
         } else {
             print(Report.table(reports))
         }
-        let failed = reports.flatMap(\.outcomes).filter { $0.end == .failed }
-        if !failed.isEmpty {
-            standardError(
-                "baton-sim: \(failed.count) calls failed; the first: \(failed[0].callID): \(failed[0].failure)\n"
-            )
-            throw ExitCode(1)
+        if let html = self.html {
+            do {
+                try HTMLReport.render(reports, scenario: self.scenario).write(
+                    toFile: html,
+                    atomically: true,
+                    encoding: .utf8
+                )
+            } catch {
+                standardError("baton-sim: cannot write \(html): \(error)\n")
+                return true
+            }
         }
+        var failed = false
+        let failures = reports.flatMap(\.outcomes).filter { $0.end == .failed }
+        if !failures.isEmpty {
+            standardError(
+                "baton-sim: \(failures.count) calls failed; the first: \(failures[0].callID): \(failures[0].failure)\n"
+            )
+            failed = true
+        }
+        for report in reports where report.audit.lost > 0 || !report.audit.doubled.isEmpty {
+            standardError(
+                "baton-sim: \(report.mode.rawValue): \(report.audit.lost) lost, \(report.audit.doubled.count) "
+                    + "counted twice; for example: "
+                    + (report.audit.lostEvents + report.audit.lostTimeline + report.audit.doubled).prefix(3)
+                    .joined(separator: "; ") + "\n"
+            )
+            failed = true
+        }
+        return failed
+    }
+
+    /// `handoff [########............] 120/200 calls, 8 in handoff, p90 live human 4.3 s`
+    static func progressLine(_ mode: Mode, _ progress: Progress, total: Int, kills: Int?) -> String {
+        let width = 24
+        let filled = total == 0 ? 0 : min(width, progress.done * width / total)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let p90 = progress.liveP90.map { String(format: "%.1f s", $0 / 1000) } ?? "-"
+        let chaos = kills.map { ", \($0) killed" } ?? ""
+        return "\(mode.rawValue) [\(bar)] \(progress.done)/\(total) calls, \(progress.inHandoff) in handoff, "
+            + "p90 live human \(p90)\(chaos)   "
     }
 
     /// Each handoff as Baton's metrics collector holds it, once its timeline has arrived (the assembler sends it

@@ -7,6 +7,29 @@ struct Report {
     let outcomes: [CallOutcome]
     let handoffs: [String: Baton_Metrics_V1_Handoff]
     let took: Duration
+    /// What the run left in Baton (every acknowledged event kept, nothing twice).
+    let audit: Audit
+    /// With --chaos: the processes killed, in order.
+    let kills: [String]
+
+    /// Each handoff's time to live human as the collector holds it (ms), of those that reached a human.
+    var liveTimes: [Double] {
+        self.reached.compactMap { $0.handoff.hasTimeToLiveHumanMs ? Double($0.handoff.timeToLiveHumanMs) : nil }
+    }
+
+    /// Why Baton's collector classified the handoffs as failovers, most frequent first.
+    var failoverReasons: [(String, Int)] {
+        var reasons: [String: Int] = [:]
+        for outcome in self.outcomes where !outcome.handoffID.isEmpty {
+            guard let handoff = self.handoffs[outcome.handoffID], handoff.classification == .failover else {
+                continue
+            }
+            for reason in handoff.reasons {
+                reasons[Self.reasonName(reason.reason), default: 0] += 1
+            }
+        }
+        return reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+    }
 
     /// The handoffs that reached a human, as the collector holds them.
     var reached: [(outcome: CallOutcome, handoff: Baton_Metrics_V1_Handoff)] {
@@ -24,7 +47,7 @@ struct Report {
         let withHandoff = self.outcomes.filter { !$0.handoffID.isEmpty }
         let reached = self.reached
         let designed = withHandoff.filter(\.designed).count
-        let live = reached.compactMap { $0.handoff.hasTimeToLiveHumanMs ? Double($0.handoff.timeToLiveHumanMs) : nil }
+        let live = self.liveTimes
         let ready = reached.compactMap {
             $0.handoff.hasTimeToContextReadyMs ? Double($0.handoff.timeToContextReadyMs) : nil
         }
@@ -41,14 +64,7 @@ struct Report {
         let (precision, recall) = self.detection
         let classified = withHandoff.compactMap { self.handoffs[$0.handoffID] }
         let asHandoff = classified.filter { $0.classification == .handoff }.count
-        var reasons: [String: Int] = [:]
-        for handoff in classified where handoff.classification == .failover {
-            for reason in handoff.reasons {
-                reasons[Self.reasonName(reason.reason), default: 0] += 1
-            }
-        }
-        let topReasons = reasons.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            .prefix(3).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        let topReasons = self.failoverReasons.prefix(3).map { "\($0.0) \($0.1)" }.joined(separator: ", ")
         let buckets: [(String, (Double) -> Bool)] = [
             ("under 4 s", { $0 < 4_000 }), ("4-6 s", { $0 >= 4_000 && $0 < 6_000 }),
             ("6-8 s", { $0 >= 6_000 && $0 < 8_000 }), ("8-20 s", { $0 >= 8_000 && $0 < 20_000 }),
@@ -96,7 +112,16 @@ struct Report {
             ("top failover reasons", topReasons.isEmpty ? "-" : topReasons),
             ("repeat detection precision", precision.map { String(format: "%.2f", $0) } ?? "-"),
             ("repeat detection recall", recall.map { String(format: "%.2f", $0) } ?? "-"),
+            ("took", String(format: "%.0f s", Simulation.milliseconds(self.took) / 1000)),
         ]
+        if !self.kills.isEmpty {
+            rows.append(("chaos: processes killed", "\(self.kills.count)"))
+            for (name, kills) in Dictionary(grouping: self.kills, by: { $0 }).sorted(by: { $0.key < $1.key }) {
+                rows.append(("  " + name, "\(kills.count)"))
+            }
+        }
+        rows.append(("check: after the run", ""))
+        rows += self.audit.lines.map { ("  " + $0.0, $0.1) }
         return rows
     }
 
@@ -196,7 +221,10 @@ struct Report {
     static func json(_ reports: [Report]) -> String {
         var object: [String: [String: String]] = [:]
         for report in reports {
-            object[report.mode.rawValue] = Dictionary(report.figures, uniquingKeysWith: { first, _ in first })
+            object[report.mode.rawValue] = Dictionary(
+                report.figures.map { ($0.0.trimmingCharacters(in: .whitespaces), $0.1) },
+                uniquingKeysWith: { first, _ in first }
+            )
         }
         let data =
             (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()

@@ -32,6 +32,13 @@ struct CallKind: Equatable, Sendable {
     var amount: Draw
 }
 
+/// A stretch of the day with its arrival rate.
+struct ArrivalPhase: Equatable, Sendable {
+    var name: String
+    var minutes: Double
+    var perMinute: Double
+}
+
 /// A simulation: `config/simulations/*.yaml`, read with every problem at its line and column.
 struct Scenario: Equatable, Sendable {
     var seed: UInt64 = 1
@@ -59,12 +66,15 @@ struct Scenario: Equatable, Sendable {
     /// From hello to hand back (s).
     var handle = Draw(low: 30, high: 180)
     var mix: [CallKind] = []
+    /// Calls per minute, phase by phase; empty: `concurrency` calls at once, each ended call making room.
+    var arrivals: [ArrivalPhase] = []
 
     static let keys = [
         "seed", "calls", "concurrency", "confused_ai_share", "caller_patience_s", "turn_gap_s", "agents", "human",
         "mix",
-        "failover_queue",
+        "failover_queue", "arrivals",
     ]
+    static let phaseKeys = ["name", "minutes", "per_minute"]
     static let humanKeys = ["render_ms", "ring_s", "read_s_per_fact", "ask_fact_s", "decline_share", "handle_s"]
     static let kindKeys = ["name", "workflow", "share", "facts", "verified", "intent", "needs", "insists", "amount"]
 
@@ -124,6 +134,28 @@ struct Scenario: Equatable, Sendable {
             self.askFact = Self.draw(values["ask_fact_s"], "human.ask_fact_s", &reader) ?? self.askFact
             self.declineShare = Self.share(values["decline_share"], "human.decline_share", &reader) ?? 0
             self.handle = Self.draw(values["handle_s"], "human.handle_s", &reader) ?? self.handle
+        }
+        for (index, item) in (fields["arrivals"].flatMap { reader.sequence($0, "arrivals") } ?? []).enumerated() {
+            let what = "arrivals[\(index)]"
+            guard let mapping = reader.mapping(item, what) else {
+                continue
+            }
+            let values = reader.fields(of: mapping, known: Self.phaseKeys, in: what)
+            let minutes = reader.number(values["minutes"], "\(what).minutes")
+            let rate = reader.number(values["per_minute"], "\(what).per_minute")
+            guard let minutes, let rate, minutes > 0, rate > 0 else {
+                if values["minutes"] == nil || values["per_minute"] == nil {
+                    reader.report(at: item, "\(what) needs minutes and per_minute, e.g. {minutes: 30, per_minute: 12}")
+                } else if let minutes, let rate {
+                    reader.report(
+                        at: item,
+                        "\(what) has minutes \(minutes) and per_minute \(rate); expected both above 0"
+                    )
+                }
+                continue
+            }
+            let name = reader.string(values["name"], "\(what).name", in: item) ?? "phase \(index + 1)"
+            self.arrivals.append(ArrivalPhase(name: name, minutes: minutes, perMinute: rate))
         }
         guard let node = fields["mix"] else {
             reader.report(at: root, "mix is missing; expected a list of call kinds (workflow, share, facts, ...)")

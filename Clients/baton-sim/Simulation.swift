@@ -16,7 +16,7 @@ enum Mode: String, Sendable, CaseIterable {
 
 /// What one simulated call ended as, from the simulator's side (Baton's own figures come from its collector).
 struct CallOutcome: Sendable {
-    enum End: String, Sendable {
+    enum End: String, Sendable, CaseIterable {
         case resolvedByAI = "resolved by the AI"
         case human = "reached a human"
         case callback = "callback offered"
@@ -40,7 +40,25 @@ struct CallOutcome: Sendable {
     /// From sending the Record that fired the gate to the brief arriving on the destination's desk stream (ms):
     /// Baton's own part of time-to-context-ready, never scaled.
     var platformMs: Double?
+    /// From the plan to the human's hello, on the call's clock (full scale): the simulator's own view, for the
+    /// progress line; the report takes Baton's.
+    var liveMs: Double?
     var failure = ""
+    /// The ids of the events the context-assembler acknowledged (Record answered): each must be in the call.
+    var acknowledged: [String] = []
+    /// The timeline events the acknowledged calls must have given the handoff in the metrics collector.
+    var expected: [Baton_Metrics_V1_EventKind] = []
+}
+
+/// What the run has done so far, for the progress line.
+struct Progress: Sendable {
+    var done = 0
+    var inHandoff = 0
+    /// Each finished handoff's time to the human's hello (ms, full scale), as the simulator saw it.
+    var live: [Double] = []
+
+    /// The p90 of `live` so far.
+    var liveP90: Double? { Report.percentile(self.live, 90) }
 }
 
 /// The humans at one destination: how many are free, fed to the router as availability.
@@ -83,6 +101,77 @@ final class AgentPool: Sendable {
     }
 
     var busy: Int { self.size - self.free.withLock { $0 } }
+}
+
+/// The voice AI's lines: at most `count` calls at once; a call beyond them waits for one to end.
+final class Lines: Sendable {
+    private let state: Mutex<(free: Int, waiting: [CheckedContinuation<Void, Never>])>
+
+    init(_ count: Int) {
+        self.state = Mutex((count, []))
+    }
+
+    func take() async {
+        await withCheckedContinuation { continuation in
+            let now = self.state.withLock { state -> Bool in
+                guard state.free > 0 else {
+                    state.waiting.append(continuation)
+                    return false
+                }
+                state.free -= 1
+                return true
+            }
+            if now {
+                continuation.resume()
+            }
+        }
+    }
+
+    func give() {
+        let next = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.free += 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+}
+
+/// When the calls arrive: a Poisson process whose rate follows the scenario's phases (the last one holds until
+/// every call has come), drawn from the scenario's seed so that both modes see the same arrivals. With no phases,
+/// no gaps: the calls come as lines free up.
+struct Arrivals {
+    let phases: [ArrivalPhase]
+    private var random: SplitMix64
+    /// Simulated seconds since the first arrival.
+    private var elapsed = 0.0
+
+    init(_ phases: [ArrivalPhase], seed: UInt64) {
+        self.phases = phases
+        self.random = SplitMix64(seed: seed ^ 0xA11_1CA7E)
+    }
+
+    /// The simulated seconds until the next call arrives; nil without phases.
+    mutating func next() -> Double? {
+        guard !self.phases.isEmpty else {
+            return nil
+        }
+        var start = 0.0
+        var rate = self.phases[self.phases.count - 1].perMinute / 60
+        for phase in self.phases {
+            if self.elapsed < start + phase.minutes * 60 {
+                rate = phase.perMinute / 60
+                break
+            }
+            start += phase.minutes * 60
+        }
+        let uniform = Double.random(in: Double.ulpOfOne..<1, using: &self.random)
+        let gap = -log(uniform) / max(rate, 1e-6)
+        self.elapsed += gap
+        return gap
+    }
 }
 
 /// The briefs each destination's desk has received, by handoff id, for the humans waiting for theirs.
@@ -164,8 +253,10 @@ final class Simulation: Sendable {
     let inboxes: [String: DeskInbox]
     /// Unique per run, so that two runs against the same processes never share an id.
     let runID: String
-    let progress = Mutex<(done: Int, inHandoff: Int)>((0, 0))
+    let progress = Mutex(Progress())
     static let deadline = CallOptions(timeout: .seconds(30), waitForReady: true)
+    /// How long a call is tried again while the process it calls is unavailable (restarting).
+    static let patience = Duration.seconds(90)
 
     init(
         scenario: Scenario,
@@ -192,8 +283,10 @@ final class Simulation: Sendable {
     }
 
     /// Runs every call, `concurrency` at a time; `report` is called about twice a second with the progress.
-    func run(report: @escaping @Sendable (_ done: Int, _ inHandoff: Int) -> Void) async throws -> [CallOutcome] {
-        let known = try await self.router.listDestinations(.init(), options: Self.deadline).destinations
+    func run(report: @escaping @Sendable (Progress) -> Void) async throws -> [CallOutcome] {
+        let known = try await Self.retrying {
+            try await self.router.listDestinations(.init(), options: Self.deadline).destinations
+        }
         self.destinations.withLock { $0 = Dictionary(known.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) }
         let unknown = self.scenario.agents.keys.filter { id in !known.contains { $0.id == id } }.sorted()
         guard unknown.isEmpty else {
@@ -213,37 +306,44 @@ final class Simulation: Sendable {
         }
     }
 
-    private func runCalls(report: @escaping @Sendable (Int, Int) -> Void) async throws -> [CallOutcome] {
-        // Each call's draws come from its own generator, seeded from the scenario's seed and its number, so that
-        // both modes see the same callers with the same facts and the same humans.
+    private func runCalls(report: @escaping @Sendable (Progress) -> Void) async throws -> [CallOutcome] {
         let reporter = Task {
             while !Task.isCancelled {
-                let (done, inHandoff) = self.progress.withLock { $0 }
-                report(done, inHandoff)
+                report(self.progress.withLock { $0 })
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
         defer { reporter.cancel() }
-        return try await withThrowingTaskGroup(of: CallOutcome.self) { group in
-            var outcomes: [CallOutcome] = []
-            var next = 0
-            while next < min(self.scenario.concurrency, self.scenario.calls) {
-                let index = next
-                group.addTask { await self.call(index) }
-                next += 1
-            }
-            while let outcome = try await group.next() {
-                outcomes.append(outcome)
-                self.progress.withLock { $0.done += 1 }
-                if next < self.scenario.calls {
-                    let index = next
-                    group.addTask { await self.call(index) }
-                    next += 1
+        // With arrivals, calls come at their drawn times and `concurrency` is the AI's lines: an arrival beyond
+        // them waits for one. Without, `concurrency` calls run at once, each ended call making room for the next.
+        var arrivals = Arrivals(self.scenario.arrivals, seed: self.scenario.seed)
+        let lines = Lines(self.scenario.concurrency)
+        let outcomes = await withTaskGroup(of: CallOutcome.self) { group in
+            var due = ContinuousClock.now
+            for index in 0..<self.scenario.calls {
+                if let gap = arrivals.next() {
+                    due = due + .milliseconds(Int64(gap * 1000 / self.speed))
+                    try? await Task.sleep(until: due)
+                }
+                await lines.take()
+                group.addTask {
+                    // Each call's draws come from its own generator, seeded from the scenario's seed and its
+                    // number, so that both modes see the same callers with the same facts and the same humans.
+                    let outcome = await self.call(index)
+                    lines.give()
+                    self.progress.withLock {
+                        $0.done += 1
+                        if let live = outcome.liveMs {
+                            $0.live.append(live)
+                        }
+                    }
+                    return outcome
                 }
             }
-            report(outcomes.count, 0)
-            return outcomes.sorted { $0.callID < $1.callID }
+            return await group.reduce(into: [CallOutcome]()) { $0.append($1) }
         }
+        report(self.progress.withLock { $0 })
+        return outcomes.sorted { $0.callID < $1.callID }
     }
 
     /// The desk of `destination`: every brief sent to it, in the inbox of its humans. Reconnects when the stream
@@ -273,14 +373,34 @@ final class Simulation: Sendable {
             return
         }
         let busy = pool.busy
-        _ = try await self.router.updateAvailability(
-            .with {
-                $0.destinationID = destination
-                $0.agentsReady = Int32(pool.size - busy)
-                $0.agentsBusy = Int32(busy)
-            },
-            options: Self.deadline
-        )
+        _ = try await Self.retrying {
+            try await self.router.updateAvailability(
+                .with {
+                    $0.destinationID = destination
+                    $0.agentsReady = Int32(pool.size - busy)
+                    $0.agentsBusy = Int32(busy)
+                },
+                options: Self.deadline
+            )
+        }
+    }
+
+    /// Calls `body` again while the process it calls is unavailable (killed, and being restarted by the
+    /// supervisor), for at most ``patience``: every method of the context API is idempotent (an event's id, a
+    /// transfer report's kind, a decline's destination), so the retry is answered as the first call would have been.
+    static func retrying<T>(_ body: () async throws -> T) async throws -> T {
+        let end = ContinuousClock.now + Self.patience
+        var pause = Duration.milliseconds(50)
+        while true {
+            do {
+                return try await body()
+            } catch let error as RPCError
+                where [.unavailable, .deadlineExceeded].contains(error.code) && ContinuousClock.now < end
+            {
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(1))
+            }
+        }
     }
 
     static func milliseconds(_ duration: Duration) -> Double {
@@ -297,16 +417,21 @@ final class Simulation: Sendable {
         let callID = "sim-\(self.runID)-\(self.mode.rawValue)-\(index)"
         var outcome = CallOutcome(callID: callID, end: .failed)
         var clock = CallClock(speed: self.speed)
+        // The events the assembler acknowledged: kept apart from `outcome`, which `handoff` changes while it
+        // records.
+        var acknowledged: [String] = []
         do {
-            _ = try await self.assembler.openCall(
-                .with {
-                    $0.callID = callID
-                    $0.workflowID = kind.workflow
-                    $0.caller.phoneNumber = persona.phone
-                    $0.caller.language = "en-IE"
-                },
-                options: Self.deadline
-            )
+            _ = try await Self.retrying {
+                try await self.assembler.openCall(
+                    .with {
+                        $0.callID = callID
+                        $0.workflowID = kind.workflow
+                        $0.caller.phoneNumber = persona.phone
+                        $0.caller.language = "en-IE"
+                    },
+                    options: Self.deadline
+                )
+            }
             var events = 0
             func record(_ configure: (inout Baton_Context_V1_Event) -> Void) async throws -> Baton_Context_V1_Plan? {
                 events += 1
@@ -314,7 +439,10 @@ final class Simulation: Sendable {
                 event.eventID = "e\(events)"
                 event.callID = callID
                 configure(&event)
-                let reply = try await self.assembler.record(.with { $0.event = event }, options: Self.deadline)
+                let reply = try await Self.retrying {
+                    try await self.assembler.record(.with { $0.event = event }, options: Self.deadline)
+                }
+                acknowledged.append(event.eventID)
                 return reply.outcome == .handoff ? reply.plan : nil
             }
             var plan: Baton_Context_V1_Plan?
@@ -329,11 +457,13 @@ final class Simulation: Sendable {
             }
             guard let plan else {
                 outcome.end = .resolvedByAI
-                _ = try await self.assembler.closeCall(.with { $0.callID = callID }, options: Self.deadline)
+                try await self.close(callID)
+                outcome.acknowledged = acknowledged
                 return outcome
             }
             clock.handoffStarts()
             outcome.handoffID = plan.handoffID
+            outcome.expected.append(.gateFired)
             outcome.designed = !plan.undesigned
             outcome.predictedMs = plan.predictedLiveHumanMs
             self.progress.withLock { $0.inHandoff += 1 }
@@ -342,12 +472,20 @@ final class Simulation: Sendable {
             outcome.platformMs = (self.inboxes[plan.destinationID]?.arrival(plan.handoffID)).map {
                 Self.milliseconds($0 - sent)
             }
-            _ = try await self.assembler.closeCall(.with { $0.callID = callID }, options: Self.deadline)
+            try await self.close(callID)
+            outcome.expected.append(.callEnded)
         } catch {
             outcome.end = .failed
             outcome.failure = "\(error)"
         }
+        outcome.acknowledged = acknowledged
         return outcome
+    }
+
+    private func close(_ callID: String) async throws {
+        _ = try await Self.retrying {
+            try await self.assembler.closeCall(.with { $0.callID = callID }, options: Self.deadline)
+        }
     }
 
     /// The plan is carried out: the telephony transfers, a human at the destination reads the brief (in handoff
@@ -363,6 +501,7 @@ final class Simulation: Sendable {
     ) async throws {
         var plan = plan
         let handoffID = plan.handoffID
+        let handoffStart = clock.now
         let patience = self.scenario.patience.draw(&random)
         while true {
             // Without Baton, the telephony transfers every escalation to one queue, whoever is free there, and
@@ -372,7 +511,7 @@ final class Simulation: Sendable {
                 outcome.end = .callback
                 return
             }
-            try await self.report(handoffID, .transferStarted, at: clock.now)
+            try await self.report(handoffID, .transferStarted, at: clock.now, &outcome)
             let destination = queue ?? plan.destinationID
             guard let pool = self.pools[destination], let inbox = self.inboxes[destination] else {
                 outcome.end = .failed
@@ -386,7 +525,7 @@ final class Simulation: Sendable {
             let answered = await pool.take(within: .milliseconds(Int64(patience * 1000 / self.speed)))
             clock.waited(ContinuousClock.now - holding)
             guard answered else {
-                try await self.report(handoffID, .callerHungUp, at: clock.now)
+                try await self.report(handoffID, .callerHungUp, at: clock.now, &outcome)
                 outcome.end = .abandoned
                 return
             }
@@ -402,36 +541,42 @@ final class Simulation: Sendable {
                 brief = await inbox.brief(handoffID, within: .seconds(10))
                 if let shown = brief {
                     await clock.pass(self.scenario.render.draw(&random) / 1000)
-                    _ = try await self.assembler.ackBrief(
-                        .with {
-                            $0.handoffID = handoffID
-                            $0.revision = shown.revision
-                            $0.agentID = "sim-\(destination)"
-                            $0.displayedAtUnixMs = clock.now
-                        },
-                        options: Self.deadline
-                    )
+                    let now = clock.now
+                    _ = try await Self.retrying {
+                        try await self.assembler.ackBrief(
+                            .with {
+                                $0.handoffID = handoffID
+                                $0.revision = shown.revision
+                                $0.agentID = "sim-\(destination)"
+                                $0.displayedAtUnixMs = now
+                            },
+                            options: Self.deadline
+                        )
+                    }
+                    outcome.expected.append(.briefDisplayed)
                 }
             }
             if Double.random(in: 0..<1, using: &random) < self.scenario.declineShare {
                 guard queue == nil else {
                     continue  // a blind queue offers the call to the next free human; Baton never hears of it
                 }
-                let next = try await self.assembler.decline(
-                    .with {
-                        $0.handoffID = handoffID
-                        $0.agentID = "sim-\(destination)"
-                        $0.destinationID = destination
-                        $0.reason = "busy with a follow-up"
-                    },
-                    options: Self.deadline
-                )
+                let next = try await Self.retrying {
+                    try await self.assembler.decline(
+                        .with {
+                            $0.handoffID = handoffID
+                            $0.agentID = "sim-\(destination)"
+                            $0.destinationID = destination
+                            $0.reason = "busy with a follow-up"
+                        },
+                        options: Self.deadline
+                    )
+                }
                 plan = next.plan
                 continue
             }
             await clock.pass(self.scenario.ring.draw(&random))
-            try await self.outsideBaton {
-                _ = try await self.assembler.accept(
+            _ = try await self.outsideBaton {
+                try await self.assembler.accept(
                     .with {
                         $0.handoffID = handoffID
                         $0.agentID = "sim-\(destination)"
@@ -439,10 +584,11 @@ final class Simulation: Sendable {
                     options: Self.deadline
                 )
             }
-            try await self.report(handoffID, .humanConnected, at: clock.now)
+            try await self.report(handoffID, .humanConnected, at: clock.now, &outcome)
             // Reading what the brief holds takes a moment; a blind transfer has nothing to read.
             await clock.pass(Double(brief?.facts.count ?? 0) * self.scenario.readPerFact + 0.5)
-            try await self.report(handoffID, .humanGreeted, at: clock.now)
+            try await self.report(handoffID, .humanGreeted, at: clock.now, &outcome)
+            outcome.liveMs = Double(clock.now - handoffStart)
             outcome.end = .human
             // What the human needs and the brief does not hold, they ask for; the caller says it (again, when
             // they had told the AI already).
@@ -462,8 +608,8 @@ final class Simulation: Sendable {
             let handle = self.scenario.handle.draw(&random)
             await clock.pass(handle)
             outcome.cost = handle / 60 * (state?.costPerMin ?? 0)
-            try await self.outsideBaton {
-                _ = try await self.assembler.handBack(
+            _ = try await self.outsideBaton {
+                try await self.assembler.handBack(
                     .with {
                         $0.handoffID = handoffID
                         $0.outcome = .done
@@ -476,13 +622,15 @@ final class Simulation: Sendable {
         }
     }
 
+    /// Reports a transfer event; one Baton acknowledged must reach the metrics collector's timeline.
     private func report(
         _ handoffID: String,
         _ kind: Baton_Context_V1_ReportTransferRequest.Kind,
-        at: Int64
+        at: Int64,
+        _ outcome: inout CallOutcome
     ) async throws {
-        try await self.outsideBaton {
-            _ = try await self.assembler.reportTransfer(
+        let acknowledged = try await self.outsideBaton {
+            try await self.assembler.reportTransfer(
                 .with {
                     $0.handoffID = handoffID
                     $0.kind = kind
@@ -491,16 +639,23 @@ final class Simulation: Sendable {
                 options: Self.deadline
             )
         }
+        let timeline: [Baton_Context_V1_ReportTransferRequest.Kind: Baton_Metrics_V1_EventKind] = [
+            .transferStarted: .transferStarted, .humanConnected: .humanConnected, .humanGreeted: .humanGreeted,
+        ]
+        if acknowledged != nil, let expected = timeline[kind] {
+            outcome.expected.append(expected)
+        }
     }
 
     /// In failover mode the telephony transfers to its queue even where Baton's router found no destination;
     /// Baton then refuses to hear of that transfer (FAILED_PRECONDITION), and the call goes on without it: such a
     /// handoff stays one with no destination in Baton's figures.
-    private func outsideBaton(_ body: () async throws -> Void) async throws {
+    /// Answers nil where Baton refused. Retries while the process is unavailable, as every call does.
+    private func outsideBaton<T>(_ body: () async throws -> T) async throws -> T? {
         do {
-            try await body()
+            return try await Self.retrying(body)
         } catch let error as RPCError where error.code == .failedPrecondition && self.mode == .failover {
-            return
+            return nil
         }
     }
 }

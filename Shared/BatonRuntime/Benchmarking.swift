@@ -101,17 +101,31 @@ public enum Benchmarking {
         }
     }
 
-    /// Starts the executable `name` that sits beside this one (`router` beside `router-benchmark`, both in
-    /// `.build/release`) with `arguments`: the real process, as the server side of a benchmark.
-    public static func spawnSibling(_ name: String, _ arguments: [String]) throws -> Int32 {
+    /// The path of the executable `name` that sits beside this one (`router` beside `router-benchmark`, both in
+    /// `.build/release`).
+    public static func sibling(_ name: String) -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let this = String(decoding: buffer.prefix(max(0, count)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let executable = String(this[...(this.lastIndex(of: "/") ?? this.startIndex)]) + name
+        return String(this[...(this.lastIndex(of: "/") ?? this.startIndex)]) + name
+    }
+
+    /// Starts the executable `name` that sits beside this one (see ``sibling(_:)``) with `arguments`: the real
+    /// process, as the server side of a benchmark or a simulation. With `output`, its standard output and error
+    /// are appended to that file.
+    public static func spawnSibling(_ name: String, _ arguments: [String], output: String? = nil) throws -> Int32 {
+        let executable = Self.sibling(name)
         var pid: pid_t = 0
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        let result = posix_spawn(&pid, executable, nil, nil, argv, environ)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let output {
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard result == 0 else {
             throw ConfigurationError("cannot start \(executable): \(String(cString: strerror(result)))")
         }

@@ -331,17 +331,23 @@ struct SupervisorTests {
         await running.cleanUp(pids: pids)
     }
 
-    @Test(".env values reach the processes, with BATON_RUN_DIR, BATON_DATA_DIR and BATON_PROCESS_NAME")
+    @Test(
+        ".env values reach the processes, with BATON_RUN_DIR, BATON_DATA_DIR, BATON_CONFIG_DIR and BATON_PROCESS_NAME"
+    )
     func environmentReachesProcesses() async throws {
         let running = try await Self.start(
-            procfile: "show: echo \"greeting=$GREETING name=$BATON_PROCESS_NAME run=$BATON_RUN_DIR\"; sleep 1000\n",
-            dotEnv: "# test\nGREETING=\"hello there\"\n"
+            procfile: "show: echo \"greeting=$GREETING name=$BATON_PROCESS_NAME run=$BATON_RUN_DIR "
+                + "config=$BATON_CONFIG_DIR\"; sleep 1000\n",
+            dotEnv: "# test\nGREETING=\"hello there\"\n",
+            arguments: ["--config-dir", "elsewhere"]
         )
         var pids: [Int32] = []
         do {
             #expect(await running.waitFor { $0["show"]?.state == .ready })
             pids = try await running.status().values.map(\.pid)
-            let expected = "show | greeting=hello there name=show run=\(running.directory.path)/var/run"
+            let expected =
+                "show | greeting=hello there name=show run=\(running.directory.path)/var/run "
+                + "config=\(running.directory.path)/elsewhere"
             #expect(await eventually { running.process.output.contains(expected) }, "\(running.process.output)")
         } catch {
             await running.cleanUp(pids: pids)

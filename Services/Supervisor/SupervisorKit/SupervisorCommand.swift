@@ -93,6 +93,7 @@ public struct SupervisorCommand: AsyncParsableCommand {
         let workingDirectory = Self.absolute(directory)
         environment["BATON_RUN_DIR"] = Self.absolute(configuration.runDirectory)
         environment["BATON_DATA_DIR"] = Self.absolute(configuration.dataDirectory)
+        environment["BATON_CONFIG_DIR"] = Self.absolute(configuration.configDirectory)
         return ProcessSupervisor.Settings(
             procfile: procfile,
             environment: environment,
