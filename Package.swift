@@ -147,7 +147,7 @@ let package = Package(
 
         .executableTarget(
             name: "BatonSim",
-            dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, yams, protobuf],
+            dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, yams, protobuf, logging],
             path: "Clients/baton-sim",
             swiftSettings: swiftSettings
         ),

@@ -3,6 +3,7 @@ import BatonProto
 import BatonRPC
 import BatonRuntime
 import Foundation
+import Logging
 import SwiftProtobuf
 
 #if canImport(Glibc)
@@ -47,6 +48,8 @@ struct BatonSim: AsyncParsableCommand {
     @Flag(help: "Kill a random Baton process with SIGKILL every few seconds (through the supervisor's pids).")
     var chaos = false
     @Option(help: "With --chaos: the mean real seconds between kills.") var chaosEvery = 5.0
+    @Flag(help: "With --start: keep the scratch directory (sockets, databases, supervisor.log) at the end.")
+    var keep = false
     @Flag(help: "Print the figures as JSON.") var json = false
     @Option(help: "Also write a one-page HTML report with SVG charts to this file.") var html: String?
 
@@ -97,9 +100,12 @@ struct BatonSim: AsyncParsableCommand {
         let runDirectory =
             scratch?.runDirectory ?? self.runDir
             ?? ProcessEnvironment.current["BATON_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "var/run"
+        // A lost connection is what --chaos is about, and every call is retried: the clients keep quiet about it.
+        var logger = Logger(label: "baton-sim")
+        logger.logLevel = .error
         let clients = Dictionary(
             uniqueKeysWithValues: ["context-assembler", "router", "metrics-collector", "supervisor"].map {
-                ($0, RPCClient(socketPath: BatonConfiguration.socketPath(of: $0, in: runDirectory)))
+                ($0, RPCClient(socketPath: BatonConfiguration.socketPath(of: $0, in: runDirectory), logger: logger))
             }
         )
         var failed = false
@@ -109,13 +115,13 @@ struct BatonSim: AsyncParsableCommand {
             for client in clients.values {
                 await client.close()
             }
-            await scratch?.stop(keep: true)
+            await scratch?.stop(keep: self.keep, failed: true)
             throw error
         }
         for client in clients.values {
             await client.close()
         }
-        await scratch?.stop(keep: failed)
+        await scratch?.stop(keep: self.keep, failed: failed)
         if failed {
             throw ExitCode(1)
         }

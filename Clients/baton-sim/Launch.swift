@@ -53,7 +53,7 @@ struct ScratchBaton {
         do {
             try await baton.waitUntilReady()
         } catch {
-            await baton.stop(keep: true)
+            await baton.stop(keep: false, failed: false)
             throw error
         }
         return baton
@@ -95,8 +95,9 @@ struct ScratchBaton {
         return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
-    /// Stops the supervisor (which stops every process) and removes the scratch directory, unless `keep`.
-    func stop(keep: Bool = false) async {
+    /// Stops the supervisor (which stops every process) and removes the scratch directory, unless `keep`. After
+    /// a `failed` run, the end of the supervisor's log is printed first.
+    func stop(keep: Bool, failed: Bool) async {
         kill(self.supervisor, SIGTERM)
         let clock = ContinuousClock()
         let end = clock.now + .seconds(30)
@@ -108,6 +109,9 @@ struct ScratchBaton {
                 break
             }
             try? await Task.sleep(for: .milliseconds(50))
+        }
+        if failed {
+            standardError("baton-sim: the end of the supervisor's log:\n\(self.tail())\n")
         }
         if keep {
             standardError("baton-sim: kept \(self.directory) (sockets, databases, supervisor.log) for a look\n")

@@ -83,13 +83,7 @@ final class BatonHarness: Sendable {
         let directory = try TemporaryDirectory()
         let harness = BatonHarness(directory: directory)
         do {
-            mkdir(directory.appending("config"), 0o755)
-            mkdir(directory.appending("config/workflows"), 0o755)
-            for workflow in ["billing-support", "bereavement"] {
-                let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(workflow).yaml")
-                try Self.write(text, to: directory.appending("config/workflows/\(workflow).yaml"))
-            }
-            try Self.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
+            try Self.writeConfiguration(in: directory)
             for name in Self.processes {
                 try await harness.start(name, arguments: name == "context-assembler" ? assemblerArguments : [])
             }
@@ -100,6 +94,18 @@ final class BatonHarness: Sendable {
             await harness.stop()
             throw error
         }
+    }
+
+    /// Writes the harness's configuration into `directory/config`: two example workflows and two always-open
+    /// destinations.
+    static func writeConfiguration(in directory: TemporaryDirectory) throws {
+        mkdir(directory.appending("config"), 0o755)
+        mkdir(directory.appending("config/workflows"), 0o755)
+        for workflow in ["billing-support", "bereavement"] {
+            let text = try TextFile.read(ServiceProcess.repositoryDirectory + "/config/workflows/\(workflow).yaml")
+            try Self.write(text, to: directory.appending("config/workflows/\(workflow).yaml"))
+        }
+        try Self.write(Self.destinations, to: directory.appending("config/destinations.yaml"))
     }
 
     /// Starts `name` (again) and waits until it is SERVING.

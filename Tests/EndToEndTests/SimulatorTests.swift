@@ -74,7 +74,7 @@ struct SimulatorTests {
                 path: Self.simulator,
                 arguments: [
                     "--scenario", path, "--compare", "--speed", "50", "--json", "--run-dir",
-                    harness.directory.appending("var/run"),
+                    harness.directory.appending("var/run"), "--html", harness.directory.appending("report.html"),
                 ],
                 in: harness.directory,
                 within: .seconds(240)
@@ -98,7 +98,46 @@ struct SimulatorTests {
                 "p90 \(String(describing: fast)) against \(String(describing: slow))"
             )
             #expect(failover["repeat detection recall"] == "1.00", "Baton found every repeat the callers made")
+            for figures in [handoff, failover] {
+                #expect(figures["lost"] == "0" && figures["counted twice"] == "0", "\(figures)")
+                #expect(Int(figures["events acknowledged"] ?? "") ?? 0 > 200, "\(figures)")
+            }
+            let html = try TextFile.read(harness.directory.appending("report.html"))
+            #expect(html.contains("<svg role=\"img\" aria-label=\"Histogram of time to live human\""))
+            #expect(html.contains("4-6 s target") && html.contains("8 s: never over"))
+            #expect(html.contains("failover: undesigned"), "the failover reasons are drawn")
+            #expect(!html.contains("<script"), "the page runs nothing")
         }
+    }
+
+    @Test("--start --chaos: processes killed with SIGKILL during the run, and nothing acknowledged is lost or doubled")
+    func chaos() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try BatonHarness.writeConfiguration(in: directory)
+        let path = directory.appending("scenario.yaml")
+        try BatonHarness.write(Self.scenario.replacingOccurrences(of: "calls: 50", with: "calls: 60"), to: path)
+        let (status, output) = try await ServiceProcess.run(
+            path: Self.simulator,
+            arguments: [
+                "--scenario", path, "--start", "--config-dir", directory.appending("config"), "--chaos",
+                "--chaos-every", "1.5", "--speed", "6", "--json",
+            ],
+            in: directory,
+            within: .seconds(300)
+        )
+        #expect(status == 0, "\(output)")
+        let start = output.firstIndex(of: "{") ?? output.endIndex
+        let figures =
+            try JSONSerialization.jsonObject(with: Data(output[start...].utf8)) as? [String: [String: String]] ?? [:]
+        let handoff = figures["handoff"] ?? [:]
+        #expect(Int(handoff["chaos: processes killed"] ?? "") ?? 0 >= 2, "\(handoff)")
+        #expect(handoff["lost"] == "0", "\(handoff)")
+        #expect(handoff["counted twice"] == "0", "\(handoff)")
+        #expect(handoff["failed"] == "0", "\(handoff)")
+        #expect(Int(handoff["timeline events acknowledged"] ?? "") ?? 0 > 50, "\(handoff)")
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
+        #expect(!before.contains { $0.hasPrefix("baton-sim.") && output.contains("/tmp/\($0)") }, "scratch removed")
     }
 
     @Test("a scenario with an error is refused with its file, line and column, and nothing runs")
@@ -117,5 +156,19 @@ struct SimulatorTests {
         )
         #expect(status == 2)
         #expect(output.contains("\(path):3:14: concurrency must be a number"), "\(output)")
+        try BatonHarness.write(
+            Self.scenario.replacingOccurrences(of: "seed: 7\n", with: "seed: 7\narrivals:\n  - {minutes: 5}\n"),
+            to: path
+        )
+        let arrivals = try await ServiceProcess.run(
+            path: Self.simulator,
+            arguments: ["--scenario", path, "--run-dir", directory.appending("run")],
+            in: directory
+        )
+        #expect(arrivals.status == 2)
+        #expect(
+            arrivals.output.contains("\(path):3:5: arrivals[0] needs minutes and per_minute"),
+            "\(arrivals.output)"
+        )
     }
 }
