@@ -38,7 +38,11 @@ struct BatonSim: AsyncParsableCommand {
     @Option(help: "handoff or failover.") var mode = "handoff"
     @Flag(help: "Run both modes and print them side by side.") var compare = false
     @Option(help: "Calls to run (default: the scenario's).") var calls: Int?
-    @Option(help: "Calls at once (default: the scenario's).") var concurrency: Int?
+    @Option(
+        help:
+            "Calls at once (default: the scenario's); given here, the calls run this many at once, without the scenario's arrivals."
+    )
+    var concurrency: Int?
     @Option(help: "Simulated delays run this many times faster.") var speed = 1.0
     @Option(help: "Seed of the draws (default: the scenario's).") var seed: UInt64?
     @Option(help: "Directory of the sockets (default: $BATON_RUN_DIR, else var/run).") var runDir: String?
@@ -86,7 +90,10 @@ struct BatonSim: AsyncParsableCommand {
             throw ExitCode(2)
         }
         scenario.calls = self.calls ?? scenario.calls
-        scenario.concurrency = self.concurrency ?? scenario.concurrency
+        if let concurrency = self.concurrency {
+            scenario.concurrency = concurrency
+            scenario.arrivals = []
+        }
         scenario.seed = self.seed ?? scenario.seed
         var scratch: ScratchBaton?
         if self.start {
@@ -201,10 +208,17 @@ struct BatonSim: AsyncParsableCommand {
                 )
             )
         }
+        let memory = await Self.peakMemory(Baton_Supervisor_V1_Supervisor.Client(clients["supervisor"]!))
         if self.json {
-            print(Report.json(reports))
+            print(Report.json(reports, memory: memory))
         } else {
             print(Report.table(reports))
+            if !memory.isEmpty {
+                print(
+                    "peak RSS (this run of each process): "
+                        + memory.map { String(format: "%@ %.1f MiB", $0.0, $0.1) }.joined(separator: ", ")
+                )
+            }
         }
         if let html = self.html {
             do {
@@ -236,6 +250,17 @@ struct BatonSim: AsyncParsableCommand {
             failed = true
         }
         return failed
+    }
+
+    /// Each process's peak resident memory, from the pids its supervisor reports (a process restarted by --chaos
+    /// counts from its restart); empty without a supervisor.
+    static func peakMemory(_ supervisor: Baton_Supervisor_V1_Supervisor.Client) async -> [(String, Double)] {
+        guard let status = try? await supervisor.status(.init(), options: CallOptions(timeout: .seconds(5))) else {
+            return []
+        }
+        return status.processes.compactMap { process in
+            process.pid > 0 ? Benchmarking.residentMiB(of: process.pid, peak: true).map { (process.name, $0) } : nil
+        }
     }
 
     /// `handoff [########............] 120/200 calls, 8 in handoff, p90 live human 4.3 s`

@@ -218,8 +218,14 @@ struct Report {
         return lines.joined(separator: "\n")
     }
 
-    static func json(_ reports: [Report]) -> String {
+    static func json(_ reports: [Report], memory: [(String, Double)] = []) -> String {
         var object: [String: [String: String]] = [:]
+        if !memory.isEmpty {
+            object["peak_rss_mib"] = Dictionary(
+                memory.map { ($0.0, String(format: "%.1f", $0.1)) },
+                uniquingKeysWith: { first, _ in first }
+            )
+        }
         for report in reports {
             object[report.mode.rawValue] = Dictionary(
                 report.figures.map { ($0.0.trimmingCharacters(in: .whitespaces), $0.1) },

@@ -538,7 +538,14 @@ final class Simulation: Sendable {
             // The desk shows the brief once it arrives (handoff mode); the human then answers the ring.
             var brief: Baton_Context_V1_Brief?
             if self.mode == .handoff {
-                brief = await inbox.brief(handoffID, within: .seconds(10))
+                // The desk shows what its stream brought; a brief it has not heard of by the time the call rings
+                // through is fetched with the token of the transfer's X-Baton-Handoff header.
+                brief = await inbox.brief(handoffID, within: .seconds(5))
+                if brief == nil, let token = plan.sipHeaders["X-Baton-Handoff"], !token.isEmpty {
+                    brief = try? await Self.retrying {
+                        try await self.assembler.getBrief(.with { $0.token = token }, options: Self.deadline)
+                    }
+                }
                 if let shown = brief {
                     await clock.pass(self.scenario.render.draw(&random) / 1000)
                     let now = clock.now
@@ -560,7 +567,7 @@ final class Simulation: Sendable {
                 guard queue == nil else {
                     continue  // a blind queue offers the call to the next free human; Baton never hears of it
                 }
-                let next = try await Self.retrying {
+                _ = try await Self.retrying {
                     try await self.assembler.decline(
                         .with {
                             $0.handoffID = handoffID
@@ -571,7 +578,8 @@ final class Simulation: Sendable {
                         options: Self.deadline
                     )
                 }
-                plan = next.plan
+                // The desk hears the decline's answer; the AI learns the new plan from WatchCall, as a real one must.
+                plan = try await self.nextPlan(of: outcome.callID, leaving: destination)
                 continue
             }
             await clock.pass(self.scenario.ring.draw(&random))
@@ -620,6 +628,34 @@ final class Simulation: Sendable {
             }
             return
         }
+    }
+
+    /// The plan after `destination` declined, as the voice AI learns it: from WatchCall, whose first update
+    /// (CURRENT) already holds it when the change came before the subscription. Subscribes again when the stream
+    /// breaks (an assembler restart).
+    private func nextPlan(of callID: String, leaving destination: String) async throws -> Baton_Context_V1_Plan {
+        let end = ContinuousClock.now + Self.patience
+        while ContinuousClock.now < end {
+            do {
+                let updates = try self.assembler.watchCall(
+                    .with { $0.callID = callID },
+                    options: CallOptions(waitForReady: true)
+                )
+                for try await update in updates {
+                    if update.handoff.declinedBy.contains(destination) {
+                        return update.handoff.plan
+                    }
+                    if update.kind == .callClosed {
+                        throw SimulationError("call \(callID) closed while its AI waited for the plan after a decline")
+                    }
+                }
+            } catch let error as RPCError where [.unavailable, .deadlineExceeded, .cancelled].contains(error.code) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        throw SimulationError(
+            "WatchCall never told the AI of call \(callID) where it goes after \(destination) declined"
+        )
     }
 
     /// Reports a transfer event; one Baton acknowledged must reach the metrics collector's timeline.

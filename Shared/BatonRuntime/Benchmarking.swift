@@ -69,10 +69,12 @@ public enum Benchmarking {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    /// The resident memory of process `pid` now, in MiB, from `/proc/<pid>/status`; nil when it cannot be read.
-    public static func residentMiB(of pid: Int32) -> Double? {
+    /// The resident memory of process `pid` now (or, with `peak`, its highest so far), in MiB, from
+    /// `/proc/<pid>/status`; nil when it cannot be read.
+    public static func residentMiB(of pid: Int32, peak: Bool = false) -> Double? {
+        let field = peak ? "VmHWM:" : "VmRSS:"
         guard let status = try? TextFile.read("/proc/\(pid)/status"),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
             let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
         else {
             return nil
