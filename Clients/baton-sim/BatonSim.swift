@@ -170,12 +170,14 @@ struct BatonSim: AsyncParsableCommand {
             let started = ContinuousClock.now
             let quiet = self.json || isatty(2) != 1
             let total = scenario.calls
+            let killedBefore = chaos?.kills.count ?? 0
             let killer = chaos.map { chaos in Task { await chaos.run(seed: scenario.seed) } }
             let outcomes: [CallOutcome]
             do {
                 outcomes = try await simulation.run { progress in
                     if !quiet {
-                        standardError("\r" + Self.progressLine(mode, progress, total: total, kills: chaos?.kills.count))
+                        let kills = chaos.map { $0.kills.count - killedBefore }
+                        standardError("\r" + Self.progressLine(mode, progress, total: total, kills: kills))
                     }
                 }
             } catch let error as SimulationError {
@@ -204,7 +206,7 @@ struct BatonSim: AsyncParsableCommand {
                     handoffs: handoffs,
                     took: ContinuousClock.now - started,
                     audit: audit,
-                    kills: chaos?.kills.map(\.name) ?? []
+                    kills: chaos?.kills.dropFirst(killedBefore).map(\.name) ?? []
                 )
             )
         }

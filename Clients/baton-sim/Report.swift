@@ -105,6 +105,7 @@ struct Report {
                     + "\(reached.filter { $0.outcome.destinationKind == "partner" }.count)"
             ),
             ("humans' cost", String(format: "%.2f", reached.reduce(0) { $0 + $1.outcome.cost })),
+            ("transfers failed (SIP 503)", "\(self.outcomes.reduce(0) { $0 + $1.failedTransfers })"),
             ("callback offered", "\(self.count(.callback))"),
             ("hung up on hold", "\(self.count(.abandoned))"),
             ("failed", "\(self.count(.failed))"),

@@ -61,6 +61,8 @@ struct Scenario: Equatable, Sendable {
     /// Asking for a fact and hearing it again (s).
     var askFact = Draw(low: 4, high: 8)
     var declineShare = 0.0
+    /// Share of transfers the telephony cannot complete (the destination answers SIP 503).
+    var failedTransferShare = 0.0
     /// In failover mode, the one queue every escalation is transferred to; nil: where the router says.
     var failoverQueue: String?
     /// From hello to hand back (s).
@@ -72,7 +74,7 @@ struct Scenario: Equatable, Sendable {
     static let keys = [
         "seed", "calls", "concurrency", "confused_ai_share", "caller_patience_s", "turn_gap_s", "agents", "human",
         "mix",
-        "failover_queue", "arrivals",
+        "failover_queue", "arrivals", "failed_transfer_share",
     ]
     static let phaseKeys = ["name", "minutes", "per_minute"]
     static let humanKeys = ["render_ms", "ring_s", "read_s_per_fact", "ask_fact_s", "decline_share", "handle_s"]
@@ -108,6 +110,8 @@ struct Scenario: Equatable, Sendable {
             self.confusedShare = share
         }
         self.patience = Self.draw(fields["caller_patience_s"], "caller_patience_s", &reader) ?? self.patience
+        self.failedTransferShare =
+            Self.share(fields["failed_transfer_share"], "failed_transfer_share", &reader) ?? self.failedTransferShare
         self.turnGap = Self.draw(fields["turn_gap_s"], "turn_gap_s", &reader) ?? self.turnGap
         if let node = fields["agents"], let agents = reader.mapping(node, "agents") {
             for (key, value) in agents {

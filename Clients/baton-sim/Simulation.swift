@@ -43,6 +43,8 @@ struct CallOutcome: Sendable {
     /// From the plan to the human's hello, on the call's clock (full scale): the simulator's own view, for the
     /// progress line; the report takes Baton's.
     var liveMs: Double?
+    /// Transfers the telephony could not complete.
+    var failedTransfers = 0
     var failure = ""
     /// The ids of the events the context-assembler acknowledged (Record answered): each must be in the call.
     var acknowledged: [String] = []
@@ -521,6 +523,25 @@ final class Simulation: Sendable {
             let state = self.destinations.withLock { $0[destination] }
             outcome.destination = destination
             outcome.destinationKind = state?.kind == .partner ? "partner" : "in_house"
+            if Double.random(in: 0..<1, using: &random) < self.scenario.failedTransferShare {
+                // The destination's side does not answer (SIP 503) after ringing. Baton routes the handoff again
+                // (up to its limit) and the AI learns where from WatchCall; without Baton, the telephony rings
+                // its queue again and nobody hears of the failure.
+                await clock.pass(self.scenario.ring.draw(&random))
+                outcome.failedTransfers += 1
+                if queue == nil {
+                    try await self.report(
+                        handoffID,
+                        .transferFailed,
+                        at: clock.now,
+                        &outcome,
+                        destination: destination,
+                        sipStatus: 503
+                    )
+                    plan = try await self.nextPlan(of: outcome.callID, leaving: destination)
+                }
+                continue
+            }
             let holding = ContinuousClock.now
             let answered = await pool.take(within: .milliseconds(Int64(patience * 1000 / self.speed)))
             clock.waited(ContinuousClock.now - holding)
@@ -663,7 +684,9 @@ final class Simulation: Sendable {
         _ handoffID: String,
         _ kind: Baton_Context_V1_ReportTransferRequest.Kind,
         at: Int64,
-        _ outcome: inout CallOutcome
+        _ outcome: inout CallOutcome,
+        destination: String = "",
+        sipStatus: UInt32 = 0
     ) async throws {
         let acknowledged = try await self.outsideBaton {
             try await self.assembler.reportTransfer(
@@ -671,12 +694,15 @@ final class Simulation: Sendable {
                     $0.handoffID = handoffID
                     $0.kind = kind
                     $0.atUnixMs = at
+                    $0.destinationID = destination
+                    $0.sipStatus = sipStatus
                 },
                 options: Self.deadline
             )
         }
         let timeline: [Baton_Context_V1_ReportTransferRequest.Kind: Baton_Metrics_V1_EventKind] = [
             .transferStarted: .transferStarted, .humanConnected: .humanConnected, .humanGreeted: .humanGreeted,
+            .transferFailed: .transferFailed,
         ]
         if acknowledged != nil, let expected = timeline[kind] {
             outcome.expected.append(expected)

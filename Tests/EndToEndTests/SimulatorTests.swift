@@ -116,7 +116,14 @@ struct SimulatorTests {
         defer { directory.remove() }
         try BatonHarness.writeConfiguration(in: directory)
         let path = directory.appending("scenario.yaml")
-        try BatonHarness.write(Self.scenario.replacingOccurrences(of: "calls: 50", with: "calls: 60"), to: path)
+        // Declines and failed transfers too, so that the re-routes the AI follows through WatchCall meet the kills.
+        let scenario = Self.scenario.replacingOccurrences(of: "calls: 50", with: "calls: 60")
+            .replacingOccurrences(of: "decline_share: 0", with: "decline_share: 0.1")
+            .replacingOccurrences(
+                of: "failover_queue: desk-a",
+                with: "failover_queue: desk-a\nfailed_transfer_share: 0.1"
+            )
+        try BatonHarness.write(scenario, to: path)
         let (status, output) = try await ServiceProcess.run(
             path: Self.simulator,
             arguments: [
@@ -136,6 +143,7 @@ struct SimulatorTests {
         #expect(handoff["counted twice"] == "0", "\(handoff)")
         #expect(handoff["failed"] == "0", "\(handoff)")
         #expect(Int(handoff["timeline events acknowledged"] ?? "") ?? 0 > 50, "\(handoff)")
+        #expect(Int(handoff["transfers failed (SIP 503)"] ?? "") ?? 0 > 0, "\(handoff)")
         let before = Set((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? [])
         #expect(!before.contains { $0.hasPrefix("baton-sim.") && output.contains("/tmp/\($0)") }, "scratch removed")
     }
