@@ -3,8 +3,9 @@ import BatonTestKit
 import Foundation
 import Testing
 
-/// `baton-sim` run for real against the four processes: the essay's test, in both modes.
-@Suite("baton-sim")
+/// `baton-sim` run for real against the four processes: the essay's test, in both modes. One test at a time: each
+/// runs five processes flat out, and two at once starve the rest of the suite on two cores.
+@Suite("baton-sim", .serialized)
 struct SimulatorTests {
     static let scenario = """
         seed: 7

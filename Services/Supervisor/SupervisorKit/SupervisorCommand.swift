@@ -93,7 +93,10 @@ public struct SupervisorCommand: AsyncParsableCommand {
         let workingDirectory = Self.absolute(directory)
         environment["BATON_RUN_DIR"] = Self.absolute(configuration.runDirectory)
         environment["BATON_DATA_DIR"] = Self.absolute(configuration.dataDirectory)
-        environment["BATON_CONFIG_DIR"] = Self.absolute(configuration.configDirectory)
+        if self.options.configDir != nil {
+            // Given on the command line, it reaches the processes too (as $BATON_CONFIG_DIR would by itself).
+            environment["BATON_CONFIG_DIR"] = Self.absolute(configuration.configDirectory)
+        }
         return ProcessSupervisor.Settings(
             procfile: procfile,
             environment: environment,
