@@ -64,6 +64,7 @@ let package = Package(
         .executable(name: "router", targets: ["Router"]),
         .executable(name: "metrics-collector", targets: ["MetricsCollector"]),
         .executable(name: "supervisor", targets: ["Supervisor"]),
+        .executable(name: "desk", targets: ["Desk"]),
         .executable(name: "batonctl", targets: ["Batonctl"]),
         .executable(name: "baton-sim", targets: ["BatonSim"]),
         .executable(name: "rpc-benchmark", targets: ["RPCBenchmark"]),
@@ -86,6 +87,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // The desk's HTTP. Without its default traits, which would bring swift-configuration in.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
     ],
     targets: [
         // Shared/: libraries every process uses. Nothing here imports a service.
@@ -254,6 +257,11 @@ package.targets += service(
     "MetricsCollector",
     process: "metrics-collector",
     dependencies: ["BatonStore", grdb, .product(name: "Histogram", package: "hdrhistogram-swift"), protobuf]
+)
+package.targets += service(
+    "Desk",
+    process: "desk",
+    dependencies: [.product(name: "Hummingbird", package: "hummingbird"), lifecycle, protobuf]
 )
 package.targets += service(
     "Supervisor",
