@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -d /opt/swift/usr/bin ]] && export PATH="/opt/swift/usr/bin:$PATH"
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 
 echo "== swift format lint (every hand-written source; generated code is excluded)"
 mapfile -t sources < <(find Shared Services Clients Tools Tests Benchmarks Fuzz -name '*.swift' -not -path '*/Generated/*' | sort)

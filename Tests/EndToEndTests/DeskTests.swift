@@ -110,6 +110,16 @@ struct DeskTests {
                 await harness.kill("metrics-collector")
                 let notReady = try await Self.http("GET", base + "/readyz")
                 #expect(notReady.status == 503 && notReady.body.contains("metrics-collector"), "\(notReady.body)")
+                // The text as a real Prometheus reads it (promtool is Debian's prometheus package, which
+                // scripts/install-deps.sh --test installs).
+                let scraped = harness.directory.appending("metrics.txt")
+                try BatonHarness.write(metrics.body, to: scraped)
+                let promtool = try await ServiceProcess.run(
+                    path: "/bin/sh",
+                    arguments: ["-c", "promtool check metrics < '\(scraped)'"],
+                    in: harness.directory
+                )
+                #expect(promtool.status == 0, "promtool: \(promtool.output)")
                 let partial = try await Self.http("GET", base + "/metrics")
                 #expect(partial.status == 200 && partial.body.contains("baton_desk_collector_up 0"))
             }
