@@ -258,7 +258,7 @@ final class Simulation: Sendable {
     let progress = Mutex(Progress())
     static let deadline = CallOptions(timeout: .seconds(30), waitForReady: true)
     /// How long a call is tried again while the process it calls is unavailable (restarting).
-    static let patience = Duration.seconds(90)
+    static let retryWindow = Duration.seconds(90)
 
     init(
         scenario: Scenario,
@@ -388,10 +388,10 @@ final class Simulation: Sendable {
     }
 
     /// Calls `body` again while the process it calls is unavailable (killed, and being restarted by the
-    /// supervisor), for at most ``patience``: every method of the context API is idempotent (an event's id, a
+    /// supervisor), for at most ``retryWindow``: every method of the context API is idempotent (an event's id, a
     /// transfer report's kind, a decline's destination), so the retry is answered as the first call would have been.
     static func retrying<T>(_ body: () async throws -> T) async throws -> T {
-        let end = ContinuousClock.now + Self.patience
+        let end = ContinuousClock.now + Self.retryWindow
         var pause = Duration.milliseconds(50)
         while true {
             do {
@@ -655,7 +655,7 @@ final class Simulation: Sendable {
     /// (CURRENT) already holds it when the change came before the subscription. Subscribes again when the stream
     /// breaks (an assembler restart).
     private func nextPlan(of callID: String, leaving destination: String) async throws -> Baton_Context_V1_Plan {
-        let end = ContinuousClock.now + Self.patience
+        let end = ContinuousClock.now + Self.retryWindow
         while ContinuousClock.now < end {
             do {
                 let updates = try self.assembler.watchCall(

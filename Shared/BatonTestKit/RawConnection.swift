@@ -84,7 +84,7 @@ public final class RawConnection: Sendable {
     /// The next frame from the peer (the server, or the client of a ``RawListener``), or nil when the peer closed
     /// the connection first.
     /// Throws when nothing arrives within `timeout`.
-    public func nextFrame(within timeout: Duration = .seconds(30)) async throws -> Baton_Rpc_V1_Frame? {
+    public func nextFrame(within timeout: Duration = .seconds(60)) async throws -> Baton_Rpc_V1_Frame? {
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
         while true {
@@ -112,7 +112,7 @@ public final class RawConnection: Sendable {
 
     /// Waits until the server closes the connection, skipping any frames it sends first; returns whether it did
     /// within `timeout`.
-    public func waitForClose(within timeout: Duration = .seconds(30)) async -> Bool {
+    public func waitForClose(within timeout: Duration = .seconds(60)) async -> Bool {
         await eventually(within: timeout) {
             self.received.withLockedValue { $0.closed }
         }

@@ -61,7 +61,7 @@ public struct TestKitError: Error, CustomStringConvertible, Sendable {
 
 /// Waits until `condition` holds, checking every 10 ms, for at most `timeout`; returns whether it held.
 public func eventually(
-    within timeout: Duration = .seconds(30),
+    within timeout: Duration = .seconds(60),
     _ condition: () async throws -> Bool
 ) async rethrows -> Bool {
     let clock = ContinuousClock()

@@ -74,7 +74,7 @@ struct SimulatorTests {
             let (status, output) = try await ServiceProcess.run(
                 path: Self.simulator,
                 arguments: [
-                    "--scenario", path, "--compare", "--speed", "50", "--json", "--run-dir",
+                    "--scenario", path, "--compare", "--speed", "100", "--json", "--run-dir",
                     harness.directory.appending("var/run"), "--html", harness.directory.appending("report.html"),
                 ],
                 in: harness.directory,

@@ -22,12 +22,10 @@ package struct LiveState: Equatable, Sendable {
     /// Nothing known: no reported availability, no reservations.
     package init() {}
 
-    init(availability: Availability? = nil, held: Int = 0, accepted: [Date] = [], ringAndGreet: RingAndGreet = .init())
-    {
+    init(availability: Availability? = nil, held: Int = 0, accepted: [Date] = []) {
         self.availability = availability
         self.held = held
         self.accepted = accepted
-        self.ringAndGreet = ringAndGreet
     }
 
     var availability: Availability?
