@@ -107,7 +107,8 @@ let package = Package(
         .target(
             name: "BatonRuntime",
             dependencies: [
-                "BatonRPC", "BatonProto", argumentParser, logging, lifecycle, unixSignals, nioConcurrency, yams,
+                "BatonRPC", "BatonProto", "CBatonProcess", argumentParser, logging, lifecycle, unixSignals,
+                nioConcurrency, yams,
             ],
             path: "Shared/BatonRuntime",
             swiftSettings: swiftSettings
@@ -120,7 +121,7 @@ let package = Package(
         ),
         .target(
             name: "BatonTestKit",
-            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", nio, nioPosix, protobuf],
+            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", "CBatonProcess", nio, nioPosix, protobuf],
             path: "Shared/BatonTestKit",
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,6 @@
 import BatonProto
 public import BatonRPC
+import CBatonProcess
 
 #if canImport(Glibc)
 import Glibc
@@ -127,6 +128,8 @@ public enum Benchmarking {
             posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
             posix_spawn_file_actions_adddup2(&actions, 1, 2)
         }
+        // None of this process's sockets: a connection it closes must not stay open in the child.
+        baton_spawn_close_from(&actions, 3)
         let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard result == 0 else {
             throw ConfigurationError("cannot start \(executable): \(String(cString: strerror(result)))")

@@ -1,6 +1,7 @@
 import BatonProto
 import BatonRPC
 import BatonRuntime
+import CBatonProcess
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
@@ -78,6 +79,9 @@ public final class ServiceProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // None of the test process's sockets: a connection an in-process server closes would otherwise stay open,
+        // and its client see no end, for as long as the child (a whole simulation) runs.
+        baton_spawn_close_from(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

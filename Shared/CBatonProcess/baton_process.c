@@ -6,7 +6,26 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+int baton_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+/* In a forked child: every descriptor from 3 up closes on exec (so that the child holds none of the parent's
+ * sockets), while the ones it still uses until then stay open. Async-signal-safe. */
+static void close_on_exec_from_3(void) {
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+    struct rlimit limit;
+    long highest = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY ? (long)limit.rlim_cur : 65536;
+    if (highest > 65536) highest = 65536;
+    for (long fd = 3; fd < highest; fd++) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+}
 
 int baton_output_pipe(int fds[2]) {
     return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
@@ -37,6 +56,7 @@ pid_t baton_spawn(char *const argv[], char *const envp[], const char *directory,
         if (!error && getppid() != parent) _exit(127); /* the supervisor died before we got here */
         if (!error && (dup2(output_fd, 1) < 0 || dup2(output_fd, 2) < 0)) error = errno;
         if (!error && directory != NULL && chdir(directory) != 0) error = errno;
+        if (!error) close_on_exec_from_3();
         if (!error) {
             sigset_t none;
             sigemptyset(&none);

@@ -107,6 +107,10 @@ struct DeskTests {
                 #expect(metrics.body.contains("# TYPE baton_handoffs_total counter"), "the collector's text")
                 #expect(metrics.body.contains("baton_desk_collector_up 1"))
                 #expect(metrics.body.contains("baton_desk_http_requests_total{route=\"/readyz\",code=\"2xx\"} 1"))
+                // A path of the client's choosing is counted as `other`: nothing it sends reaches the text.
+                _ = try await Self.http("GET", base + "/v1/%22%7D%20evil/x/y")
+                let after = try await Self.http("GET", base + "/metrics")
+                #expect(after.body.contains("route=\"other\",code=\"4xx\"} 1") && !after.body.contains("evil"))
                 await harness.kill("metrics-collector")
                 let notReady = try await Self.http("GET", base + "/readyz")
                 #expect(notReady.status == 503 && notReady.body.contains("metrics-collector"), "\(notReady.body)")

@@ -1,6 +1,7 @@
 import BatonProto
 import BatonRPC
 import BatonTestKit
+import Foundation
 import Testing
 
 #if canImport(Glibc)
@@ -354,6 +355,51 @@ struct SupervisorTests {
             throw error
         }
         await running.cleanUp(pids: pids)
+    }
+
+    /// The descriptors process `pid` holds open.
+    static func descriptors(of pid: Int32) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).sorted()
+    }
+
+    @Test("a process inherits none of the supervisor's descriptors, only its standard input, output and error")
+    func noInheritedDescriptors() async throws {
+        // Without the closing, the child holds copies of the supervisor's sockets (its listener, a batonctl
+        // connection open at that moment), and a connection the supervisor closes stays open.
+        let running = try await Self.start(procfile: "idle: sleep 1000\n")
+        var pids: [Int32] = []
+        do {
+            #expect(await running.waitFor { $0["idle"]?.state == .ready })
+            pids = try await running.status().values.map(\.pid)
+            #expect(pids.count == 1 && Self.descriptors(of: pids[0]) == ["0", "1", "2"], "\(pids)")
+        } catch {
+            await running.cleanUp(pids: pids)
+            throw error
+        }
+        await running.cleanUp(pids: pids)
+    }
+
+    @Test("a program the tests start inherits none of the test process's descriptors")
+    func testKitSpawnsClean() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let held = open("/dev/null", O_RDONLY)  // no O_CLOEXEC: a child would inherit it, as it did NIO's sockets
+        defer { close(held) }
+        let process = try ServiceProcess.start(
+            path: "/bin/sleep",
+            arguments: ["1000"],
+            workingDirectory: directory.path,
+            logPath: directory.appending("sleep.log")
+        )
+        defer { process.stop() }
+        // The shell that starts it has become `sleep` once /proc shows sleep's command line.
+        #expect(
+            await eventually {
+                (try? String(contentsOfFile: "/proc/\(process.pid)/cmdline", encoding: .utf8))?.hasPrefix("/bin/sleep")
+                    == true
+            }
+        )
+        #expect(Self.descriptors(of: process.pid) == ["0", "1", "2"])
     }
 
     @Test("a bad Procfile is refused before anything starts, with its line number")

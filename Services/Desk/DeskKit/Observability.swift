@@ -96,17 +96,21 @@ final class DeskFigures: RouterMiddleware, Sendable {
         self.counts.withLock { $0.collectorUp = ok ? 1 : 0 }
     }
 
-    /// The route a path belongs to, with its ids left out, so that the labels stay few.
+    /// The routes the desk serves, as they are counted: ids left out, so that the labels stay few, and a path
+    /// of any other shape counted as `other`, so that nothing a client sends reaches the Prometheus text.
+    static let routes = [
+        "/healthz", "/readyz", "/metrics", "/v1/calls", "/v1/calls/{id}/events", "/v1/calls/{id}/close",
+        "/v1/handoffs/{id}/transfer-events", "/v1/handoffs/{id}/brief",
+    ]
+
+    /// The route a path belongs to (see ``routes``).
     static func route(_ path: String) -> String {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        switch (parts.count, parts.first) {
-        case (_, "v1") where parts.count >= 2:
-            return "/v1/" + parts[1] + (parts.count > 3 ? "/{id}/" + parts[3] : parts.count == 3 ? "/{id}" : "")
-        case (1, let first?) where ["healthz", "readyz", "metrics"].contains(first):
-            return "/" + first
-        default:
-            return "other"
+        var parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if parts.count == 4, parts[0] == "v1" {
+            parts[2] = "{id}"
         }
+        let route = "/" + parts.joined(separator: "/")
+        return Self.routes.contains(route) ? route : "other"
     }
 
     func prometheus() -> String {

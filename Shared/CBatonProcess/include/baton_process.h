@@ -5,6 +5,7 @@
 #ifndef BATON_PROCESS_H
 #define BATON_PROCESS_H
 
+#include <spawn.h>
 #include <sys/types.h>
 
 /* A pipe whose both ends close on exec, for a child's output. 0, or -errno. */
@@ -20,5 +21,12 @@ int baton_set_child_subreaper(void);
  * the kernel sends the signal when the spawning thread exits. Returns the pid, or -errno.
  */
 pid_t baton_spawn(char *const argv[], char *const envp[], const char *directory, int output_fd);
+
+/*
+ * Adds to `actions` the closing, in the child, of every descriptor from `lowest` up (glibc's
+ * posix_spawn_file_actions_addclosefrom_np, which Swift cannot see without _GNU_SOURCE). A child must not inherit
+ * the parent's sockets: a connection the parent closes stays open while a child holds a copy. 0, or an errno.
+ */
+int baton_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
 #endif
