@@ -63,30 +63,11 @@ struct ScratchBaton {
     private func waitUntilReady() async throws {
         let client = RPCClient(socketPath: BatonConfiguration.socketPath(of: "supervisor", in: self.runDirectory))
         defer { Task { await client.close() } }
-        let supervisor = Baton_Supervisor_V1_Supervisor.Client(client)
-        let clock = ContinuousClock()
-        let end = clock.now + .seconds(120)
-        var last = "no answer from the supervisor"
-        while clock.now < end {
-            var status: Int32 = 0
-            if waitpid(self.supervisor, &status, WNOHANG) == self.supervisor {
-                throw SimulationError("the supervisor exited at once; its log (\(self.log)):\n\(self.tail())")
-            }
-            if let reply = try? await supervisor.status(.init(), options: CallOptions(timeout: .seconds(5))) {
-                if let fatal = reply.processes.first(where: { $0.state == .fatal }) {
-                    throw SimulationError(
-                        "\(fatal.name) did not start (\(fatal.lastError)); the supervisor's log:\n\(self.tail())"
-                    )
-                }
-                let waiting = reply.processes.filter { $0.state != .ready }
-                if !reply.processes.isEmpty, waiting.isEmpty {
-                    return
-                }
-                last = waiting.map { "\($0.name) \($0.state)" }.joined(separator: ", ")
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw SimulationError("Baton's processes were not READY within 2 minutes (\(last)); log:\n\(self.tail())")
+        var status: Int32 = 0
+        try await Baton_Supervisor_V1_Supervisor.Client(client).waitUntilAllReady(
+            log: { self.tail() },
+            exited: { waitpid(self.supervisor, &status, WNOHANG) == self.supervisor }
+        )
     }
 
     /// The last lines of the supervisor's log.
@@ -118,5 +99,33 @@ struct ScratchBaton {
         } else {
             try? FileManager.default.removeItem(atPath: self.directory)
         }
+    }
+}
+
+extension Baton_Supervisor_V1_Supervisor.Client {
+    /// Waits until the supervisor reports every process READY, for two minutes at most; fails at once when one is
+    /// FATAL or the supervisor has `exited`, with the end of its `log` (if it has one to show).
+    func waitUntilAllReady(log: () -> String = { "" }, exited: () -> Bool = { false }) async throws {
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(120)
+        var last = "no answer from the supervisor"
+        let tail = { (text: String) in text.isEmpty ? "" : "; its log:\n" + text }
+        while clock.now < end {
+            if exited() {
+                throw SimulationError("the supervisor exited" + tail(log()))
+            }
+            if let reply = try? await self.status(.init(), options: CallOptions(timeout: .seconds(5))) {
+                if let fatal = reply.processes.first(where: { $0.state == .fatal }) {
+                    throw SimulationError("\(fatal.name) did not start (\(fatal.lastError))" + tail(log()))
+                }
+                let waiting = reply.processes.filter { $0.state != .ready }
+                if !reply.processes.isEmpty, waiting.isEmpty {
+                    return
+                }
+                last = waiting.map { "\($0.name) \($0.state)" }.joined(separator: ", ")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw SimulationError("Baton's processes were not all READY within 2 minutes (\(last))" + tail(log()))
     }
 }

@@ -16,7 +16,7 @@ enum Mode: String, Sendable, CaseIterable {
 
 /// What one simulated call ended as, from the simulator's side (Baton's own figures come from its collector).
 struct CallOutcome: Sendable {
-    enum End: String, Sendable, CaseIterable {
+    enum End: String, Sendable {
         case resolvedByAI = "resolved by the AI"
         case human = "reached a human"
         case callback = "callback offered"
