@@ -25,15 +25,22 @@ let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "sw
 let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 let yams = Target.Dependency.product(name: "Yams", package: "Yams")
 let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let bcrypt = Target.Dependency.product(name: "HummingbirdBcrypt", package: "hummingbird-auth")
 
 /// A service: its library `<Name>Kit` (domain and handlers, which tests import) and the executable `process` (a main
 /// of a few lines), so that the Procfile, the socket and the binary share one name.
-func service(_ name: String, process: String, dependencies: [Target.Dependency]) -> [Target] {
+func service(
+    _ name: String,
+    process: String,
+    dependencies: [Target.Dependency],
+    resources: [Resource]? = nil
+) -> [Target] {
     [
         .target(
             name: name + "Kit",
             dependencies: ["BatonRuntime", "BatonRPC", "BatonProto", argumentParser, logging] + dependencies,
             path: "Services/\(name)/\(name)Kit",
+            resources: resources,
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -89,6 +96,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // The desk's HTTP. Without its default traits, which would bring swift-configuration in.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // Shared/: libraries every process uses. Nothing here imports a service.
@@ -142,8 +151,8 @@ let package = Package(
         .executableTarget(
             name: "Batonctl",
             dependencies: [
-                "BatonRuntime", "BatonRPC", "BatonProto", "GateEvaluatorKit", "RouterKit", argumentParser, logging,
-                protobuf,
+                "BatonRuntime", "BatonRPC", "BatonProto", "GateEvaluatorKit", "RouterKit", "DeskKit", argumentParser,
+                logging, protobuf,
             ],
             path: "Clients/batonctl",
             swiftSettings: swiftSettings
@@ -231,7 +240,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", "BatonTestKit", protobuf],
+            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", "BatonTestKit", bcrypt, protobuf],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),
@@ -262,7 +271,15 @@ package.targets += service(
 package.targets += service(
     "Desk",
     process: "desk",
-    dependencies: [.product(name: "Hummingbird", package: "hummingbird"), lifecycle, protobuf]
+    dependencies: [
+        "BatonStore", grdb, bcrypt, lifecycle, protobuf, yams,
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+        .product(name: "NIOWebSocket", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+    ],
+    // The agent's screen and the dashboard, compiled into the binary: nothing is read from disk or fetched.
+    resources: ["desk.html", "desk.css", "desk.js", "ops.html", "ops.js"].map { .embedInCode("Resources/\($0)") }
 )
 package.targets += service(
     "Supervisor",

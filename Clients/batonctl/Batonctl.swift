@@ -21,6 +21,7 @@ struct Batonctl: AsyncParsableCommand {
             Status.self, Start.self, Stop.self, Restart.self, Logs.self, Events.self, Health.self, Report.self,
             Metrics.self,
             Call.self, Calls.self, BriefCommand.self, Explain.self, Handoffs.self, Validate.self, Reload.self,
+            HashToken.self,
         ]
     )
 

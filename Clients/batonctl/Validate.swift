@@ -1,5 +1,7 @@
 import ArgumentParser
 import BatonRuntime
+import DeskKit
+import Foundation
 import GateEvaluatorKit
 import RouterKit
 
@@ -30,6 +32,9 @@ struct Validate: AsyncParsableCommand {
                 if Self.isDestinations(file) {
                     let configuration = try DestinationsFile.parse(text, file: file)
                     Output.line("\(file): ok, \(configuration.destinations.count) destinations")
+                } else if Self.name(of: file) == AgentsFile.name {
+                    let agents = try AgentsFile.parse(text, file: file)
+                    Output.line("\(file): ok, \(agents.count) agents")
                 } else {
                     let workflow = try WorkflowFile.parse(text, file: file)
                     if let other = workflowFiles[workflow.id] {
@@ -60,8 +65,12 @@ struct Validate: AsyncParsableCommand {
         }
     }
 
+    static func name(of file: String) -> String {
+        file.split(separator: "/").last.map(String.init) ?? file
+    }
+
     static func isDestinations(_ file: String) -> Bool {
-        let name = file.split(separator: "/").last.map(String.init) ?? file
+        let name = Self.name(of: file)
         return name == "destinations.yaml" || name == "destinations.yml"
     }
 
@@ -80,6 +89,8 @@ struct Validate: AsyncParsableCommand {
             Output.error(error.description)
             throw ExitCode(2)
         }
+        let agents = directory + "/" + AgentsFile.name
         return workflows + [directory + "/destinations.yaml"]
+            + (FileManager.default.fileExists(atPath: agents) ? [agents] : [])
     }
 }

@@ -6,6 +6,13 @@ import Musl
 
 /// Times as people and log readers want them, without Foundation.
 public enum Timestamp {
+    /// Now, as a Unix time in milliseconds (the wall clock, as every `*_unix_ms` field holds).
+    public static func nowUnixMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
+    }
+
     /// `2026-12-01T09:30:00.123Z`: a Unix time in milliseconds, in UTC.
     public static func iso8601(unixMs: Int64) -> String {
         var seconds = time_t(unixMs / 1000)

@@ -33,6 +33,31 @@ public final class RawConnection: Sendable {
         return RawConnection(channel: channel, received: received)
     }
 
+    /// Connects over TCP to `host`:`port` (an HTTP server, say, to send it exactly the bytes a test wants).
+    public static func connect(host: String, port: Int) async throws -> RawConnection {
+        let received = NIOLockedValueBox((bytes: ByteBuffer(), closed: false))
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                }
+            }
+            .connect(host: host, port: port)
+            .get()
+        return RawConnection(channel: channel, received: received)
+    }
+
+    /// Everything received so far, as text, once `done` holds of it, or the connection has closed, or `timeout`
+    /// has passed, whichever comes first.
+    public func text(within timeout: Duration = .seconds(60), until done: @Sendable (String) -> Bool) async -> String {
+        let read = { self.received.withLockedValue { (String(buffer: $0.bytes), $0.closed) } }
+        _ = await eventually(within: timeout) {
+            let (text, closed) = read()
+            return closed || done(text)
+        }
+        return read().0
+    }
+
     /// A connection that `listener` accepted: the server's side, for a test that plays the server.
     static func accepted(
         _ channel: any Channel,

@@ -1,4 +1,5 @@
 import BatonProto
+import SwiftProtobuf
 import Synchronization
 
 /// One lock per call, taken in arrival order: a call's events and handoff changes are applied one at a time, so
@@ -60,10 +61,7 @@ final class BriefBoard: Sendable {
         let (stream, continuation) = AsyncStream<Baton_Context_V1_BriefUpdate>.makeStream()
         let id = self.state.withLock { state in
             for brief in (state.open[destination] ?? [:]).values.sorted(by: { $0.firedAtUnixMs < $1.firedAtUnixMs }) {
-                var update = Baton_Context_V1_BriefUpdate()
-                update.kind = .open
-                update.brief = brief
-                continuation.yield(update)
+                continuation.yield(Self.update(.open, brief))
             }
             state.nextID += 1
             state.watchers[destination, default: [:]][state.nextID] = continuation
@@ -81,10 +79,7 @@ final class BriefBoard: Sendable {
         self.state.withLock { state in
             let known = state.open[brief.destinationID]?[brief.handoffID] != nil
             state.open[brief.destinationID, default: [:]][brief.handoffID] = brief
-            var update = Baton_Context_V1_BriefUpdate()
-            update.kind = known ? .revised : .new
-            update.brief = brief
-            return Self.send(update, to: state.watchers[brief.destinationID])
+            return Self.send(Self.update(known ? .revised : .new, brief), to: state.watchers[brief.destinationID])
         }
     }
 
@@ -94,9 +89,7 @@ final class BriefBoard: Sendable {
             guard state.open[brief.destinationID]?.removeValue(forKey: brief.handoffID) != nil else {
                 return
             }
-            var update = Baton_Context_V1_BriefUpdate()
-            update.kind = .withdrawn
-            update.brief = brief
+            var update = Self.update(.withdrawn, brief)
             update.reason = reason
             _ = Self.send(update, to: state.watchers[brief.destinationID])
         }
@@ -105,6 +98,17 @@ final class BriefBoard: Sendable {
     /// How many desks watch `destination`.
     func watching(_ destination: String) -> Int {
         self.state.withLock { $0.watchers[destination]?.count ?? 0 }
+    }
+
+    private static func update(
+        _ kind: Baton_Context_V1_BriefUpdate.Kind,
+        _ brief: Baton_Context_V1_Brief
+    ) -> Baton_Context_V1_BriefUpdate {
+        .with {
+            $0.kind = kind
+            $0.brief = brief
+            $0.whisper = Briefing.whisper(brief)
+        }
     }
 
     private static func send(

@@ -3,6 +3,7 @@ import BatonProto
 import BatonRPC
 import BatonRuntime
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
@@ -44,15 +45,29 @@ public struct DeskCommand: AsyncParsableCommand {
             )
         }
         let process = try BatonProcess(name: "desk", options: self.options)
-        let backends = Backends(runDirectory: process.configuration.runDirectory)
+        let configuration = process.configuration
+        let agents = try AgentsFile.load(from: configuration.configDirectory)
+        let backends = Backends(runDirectory: configuration.runDirectory)
         let router = Router()
         let figures = DeskFigures()
         router.add(middleware: figures)
         Observability(backends: backends, figures: figures).register(on: router)
         IntegratorAPI(backends: backends, token: token).register(on: router)
+        let desk = AgentDesk(
+            backends: backends,
+            agents: agents,
+            sessions: try Sessions(dataDirectory: configuration.dataDirectory)
+        )
+        desk.register(on: router)
+        let webSockets = Router(context: BasicWebSocketRequestContext.self)
+        desk.registerWebSocket(on: webSockets)
         let logger = process.logger
         let application = Application(
             router: router,
+            server: GuardedWebSocketChannel.builder(
+                webSockets: webSockets,
+                configuration: .init(ws: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: .seconds(15))))
+            ) { head in desk.refusal(head) },
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "baton-desk"),
             onServerRunning: { channel in
                 logger.info(
@@ -62,6 +77,11 @@ public struct DeskCommand: AsyncParsableCommand {
             },
             logger: logger
         )
+        if agents == nil {
+            logger.notice(
+                "desk: no \(AgentsFile.name) in \(configuration.configDirectory); nobody can sign in to the agent screen"
+            )
+        }
         if token == nil {
             logger.notice("desk: BATON_DESK_API_TOKEN is not set; the /v1 API answers 401 until it is")
         }
@@ -77,7 +97,7 @@ final class Backends: Service, Sendable {
         var logger = Logger(label: "baton.desk.client")
         logger.logLevel = .warning
         self.clients = Dictionary(
-            uniqueKeysWithValues: ["context-assembler", "metrics-collector"].map {
+            uniqueKeysWithValues: ["context-assembler", "metrics-collector", "router", "supervisor"].map {
                 ($0, RPCClient(socketPath: BatonConfiguration.socketPath(of: $0, in: runDirectory), logger: logger))
             }
         )
@@ -90,6 +110,17 @@ final class Backends: Service, Sendable {
     var metrics: Baton_Metrics_V1_MetricsCollector.Client {
         Baton_Metrics_V1_MetricsCollector.Client(self.clients["metrics-collector"]!)
     }
+
+    var router: Baton_Routing_V1_Router.Client {
+        Baton_Routing_V1_Router.Client(self.clients["router"]!)
+    }
+
+    var supervisor: Baton_Supervisor_V1_Supervisor.Client {
+        Baton_Supervisor_V1_Supervisor.Client(self.clients["supervisor"]!)
+    }
+
+    /// The processes `/readyz` needs SERVING: the ones the desk's answers come from.
+    static let required = ["context-assembler", "metrics-collector"]
 
     /// Waits for the graceful shutdown, then closes the clients.
     func run() async throws {

@@ -18,8 +18,8 @@ struct Observability {
         }
         router.get("/readyz") { _, _ in
             var down: [String] = []
-            for (name, client) in self.backends.clients.sorted(by: { $0.key < $1.key }) {
-                let health = Grpc_Health_V1_Health.Client(client)
+            for name in Backends.required {
+                let health = Grpc_Health_V1_Health.Client(self.backends.clients[name]!)
                 let reply = try? await health.check(.init(), options: CallOptions(timeout: .seconds(2)))
                 if reply?.status != .serving {
                     down.append("\(name): \(reply.map { "\($0.status)" } ?? "no answer")")

@@ -93,9 +93,7 @@ final class ChildOutput: Sendable {
     }
 
     static func nowUnixMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec / 1_000_000)
+        Timestamp.nowUnixMs()
     }
 
     static func timestamp() -> String {

@@ -1033,6 +1033,9 @@ public nonisolated struct Baton_Context_V1_BriefUpdate: Sendable {
   /// WITHDRAWN
   public var reason: Baton_Context_V1_BriefUpdate.Reason = .unspecified
 
+  /// the plan's one-breath introduction for the human, made from this brief
+  public var whisper: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -2906,7 +2909,7 @@ nonisolated extension Baton_Context_V1_WatchBriefsRequest: SwiftProtobuf.Message
 
 nonisolated extension Baton_Context_V1_BriefUpdate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BriefUpdate"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}brief\0\u{1}reason\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}brief\0\u{1}reason\0\u{1}whisper\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2917,6 +2920,7 @@ nonisolated extension Baton_Context_V1_BriefUpdate: SwiftProtobuf.Message, Swift
       case 1: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._brief) }()
       case 3: try { try decoder.decodeSingularEnumField(value: &self.reason) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.whisper) }()
       default: break
       }
     }
@@ -2936,6 +2940,9 @@ nonisolated extension Baton_Context_V1_BriefUpdate: SwiftProtobuf.Message, Swift
     if self.reason != .unspecified {
       try visitor.visitSingularEnumField(value: self.reason, fieldNumber: 3)
     }
+    if !self.whisper.isEmpty {
+      try visitor.visitSingularStringField(value: self.whisper, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2943,6 +2950,7 @@ nonisolated extension Baton_Context_V1_BriefUpdate: SwiftProtobuf.Message, Swift
     if lhs.kind != rhs.kind {return false}
     if lhs._brief != rhs._brief {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.whisper != rhs.whisper {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
