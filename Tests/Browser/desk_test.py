@@ -13,7 +13,8 @@ What it proves, in order (each step fails the run with what it saw):
      dashboard (/ops) then counts.
   4. Decline moves a second brief to a second signed-in agent at the other destination.
   5. Killing desk with SIGKILL (the supervisor restarts it) brings the brief back on the open page without a reload.
-  6. Screenshots of the agent screen and of the dashboard are written to --out.
+  6. A new revision highlights what changed; "Caller repeated" reaches the collector.
+  7. Screenshots of the agent screen and of the dashboard are written to --out.
 It cleans up every process and file it made (the screenshots stay).
 """
 
@@ -376,6 +377,20 @@ def run(binaries, out):
         eventually(lambda: baton.processes()["desk"].get("state") == "READY" and baton.processes()["desk"]["pid"] != before, "the supervisor restarts desk", timeout=60)
         eventually(lambda: text(ben, "connection") == "Connected" and brief_on_screen(ben, second), "ben: connected again, the brief back", timeout=30)
         check(ben.execute_script("return window.__sameDocument") == 42, "the page was not reloaded")
+
+        print("6. a new revision highlights what changed; caller repeated", flush=True)
+        status, reply = baton.http("POST", "/v1/calls/browser-2/events", {"eventId": "e9", "proposedNextStep": {"text": "Take 120 EUR on the card ending 1111"}})
+        check(status == 200, f"a later fact is recorded ({status})")
+        eventually(lambda: ben.find_element(By.ID, "brief").get_attribute("data-revision") != "1", "ben: the brief's next revision")
+        next_step = ben.find_element(By.ID, "b-next")
+        check("Take 120 EUR" in next_step.text and "changed" in next_step.get_attribute("class"), "the new proposed next step is highlighted")
+        ben.find_element(By.TAG_NAME, "body").send_keys("r")
+        eventually(lambda: ben.find_element(By.ID, "repeat-slot").is_displayed(), "ben: the repeat form (the R shortcut)")
+        ben.find_element(By.CSS_SELECTOR, "#repeat-slot option[value='account.id']").click()
+        ben.find_element(By.CSS_SELECTOR, "#form-repeat button[type=submit]").click()
+        eventually(lambda: "Caller repeated: done" in text(ben, "notice"), "ben: the repeat is recorded")
+        repeated = eventually(lambda: [e for e in baton.timeline(second)[1].get("timeline", []) if e["kind"] == "EVENT_KIND_CALLER_REPEATED"], "the collector has caller_repeated")
+        check(repeated[0].get("repeatedSlot") == "account.id", "the collector counts the repeat of account.id")
         ben.save_screenshot(os.path.join(out, "agent-screen.png"))
         sam.refresh()
         eventually(lambda: handoffs_tile() is not None, "the dashboard after the restart")
