@@ -91,7 +91,8 @@ struct AgentDesk {
             else {
                 return
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            // Whichever ends first (the page, or the assembler's stream) ends the other; an error ends both.
+            try? await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     // The page sends nothing; this ends when it goes away.
                     for try await _ in inbound {}

@@ -144,6 +144,7 @@ struct HTTPFailure: Error {
         case .unauthorized: "UNAUTHENTICATED"
         case .forbidden: "PERMISSION_DENIED"
         case .notFound: "NOT_FOUND"
+        case .internalServerError: "INTERNAL"
         case .contentTooLarge: "OUT_OF_RANGE"
         default: "INVALID_ARGUMENT"
         }
