@@ -28,6 +28,20 @@ struct ContextBenchmark: AsyncParsableCommand {
     @Option(help: "Gates fired (and briefs timed) at each open-call count.") var samples = 500
     @Option(help: "Seconds of Record throughput at 64 in flight.") var seconds = 5
 
+    func validate() throws {
+        let counts = self.calls.split(separator: ",", omittingEmptySubsequences: false)
+        guard !counts.isEmpty, counts.allSatisfy({ (Int($0) ?? 0) > 0 }) else {
+            throw ValidationError(
+                "--calls '\(self.calls)': expected positive counts separated by commas, e.g. 1000,10000"
+            )
+        }
+        guard self.turns >= 0, self.background >= 0, self.samples > 0, self.seconds > 0 else {
+            throw ValidationError(
+                "--turns and --background must not be negative; --samples and --seconds must be positive"
+            )
+        }
+    }
+
     func run() async throws {
         let directory = "/tmp/baton-context-benchmark-\(getpid())"
         mkdir(directory, 0o700)
@@ -66,7 +80,19 @@ struct ContextBenchmark: AsyncParsableCommand {
             )
         )
 
-        let record = try await Self.recordRate(assembler, client: assemblerClient, seconds: self.seconds)
+        try await Self.serialLegs(
+            assembler,
+            client: assemblerClient,
+            gates: clients["gate-evaluator"]!,
+            router: clients["router"]!
+        )
+
+        let (record, cpuBefore, cpuAfter) = try await Self.recordRate(
+            assembler,
+            client: assemblerClient,
+            seconds: self.seconds,
+            pids: pids
+        )
         StandardStream.writeLine(
             String(
                 format: "Record (durable, evaluated), 64 in flight: %.0f events/s, p50 %d us, p99 %d us",
@@ -75,23 +101,47 @@ struct ContextBenchmark: AsyncParsableCommand {
                 record.p99Microseconds
             )
         )
+        // Where a Record's cost lies: the CPU each process used over the run, per Record, and the rate the
+        // machine's cores could reach if they did nothing else.
+        let events = Double(record.calls)
+        let perRecord = zip(cpuBefore, cpuAfter).map { ($1.name, ($1.seconds - $0.seconds) / events * 1e6) }
+        let total = perRecord.reduce(0) { $0 + $1.1 }
+        StandardStream.writeLine(
+            "  CPU per Record: "
+                + perRecord.filter { $0.1 >= 0.5 }.map { String(format: "%@ %.0f us", $0.0, $0.1) }
+                .joined(separator: ", ")
+                + String(
+                    format: "; %.0f us in all, so %d cores reach at most %.0f events/s",
+                    total,
+                    Self.cores,
+                    Double(Self.cores) / total * 1e6
+                )
+        )
 
         var opened = 0
         for target in self.calls.split(separator: ",").compactMap({ Int($0) }) {
             try await Self.open(from: opened, to: target, turns: self.turns, assembler, client: assemblerClient)
             opened = max(opened, target)
-            let times = try await self.timeToContextReady(assembler, desk: desk, openCalls: opened, round: target)
+            let (times, replies) = try await self.timeToContextReady(
+                assembler,
+                desk: desk,
+                openCalls: opened,
+                round: target
+            )
             StandardStream.writeLine(
                 String(
                     format: "%d open calls of %d turns, %d background events/s: time-to-context-ready "
-                        + "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d briefs)",
+                        + "p50 %.2f ms, p99 %.2f ms, max %.2f ms (%d briefs); the Record's reply p50 %.2f ms, "
+                        + "p99 %.2f ms",
                     opened,
                     self.turns,
                     self.background,
                     times[times.count / 2],
                     times[times.count * 99 / 100],
                     times.last ?? 0,
-                    times.count
+                    times.count,
+                    replies[replies.count / 2],
+                    replies[replies.count * 99 / 100]
                 )
             )
             StandardStream.writeLine(
@@ -109,12 +159,79 @@ struct ContextBenchmark: AsyncParsableCommand {
         await deskClient.close()
     }
 
-    /// Durable Record events per second: 64 callers, each on its own call, sending AI turns (each evaluated).
+    static let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+    /// Each process's CPU seconds so far, this benchmark's own last.
+    static func cpu(of pids: [(name: String, pid: Int32)]) -> [(name: String, seconds: Double)] {
+        (pids + [("benchmark", getpid())]).map { ($0.name, Benchmarking.cpuSeconds(of: $0.pid) ?? 0) }
+    }
+
+    /// The legs of a gated Record one at a time on an idle machine, the floor under time-to-context-ready: a
+    /// round trip (Health/Check), Evaluate on the gate-evaluator, a durable Route on the router, and a Record that
+    /// continues (Evaluate and a durable write). A Record that fires a gate adds a Route to the last.
+    static func serialLegs(
+        _ assembler: Baton_Context_V1_ContextAssembler.Client,
+        client: RPCClient,
+        gates: RPCClient,
+        router: RPCClient
+    ) async throws {
+        let health = Grpc_Health_V1_Health.Client(client)
+        let evaluator = Baton_Gates_V1_GateEvaluator.Client(gates)
+        let routes = Baton_Routing_V1_Router.Client(router)
+        _ = try await assembler.openCall(Self.openRequest("legs"))
+        let count = 500
+        let legs: [(String, RPCClient, @Sendable (Int) async throws -> Void)] = [
+            ("Health/Check", client, { _ in _ = try await health.check() }),
+            (
+                "Evaluate", gates,
+                { index in
+                    _ = try await evaluator.evaluate(
+                        .with {
+                            $0.workflowID = "billing-support"
+                            $0.context.callID = "legs"
+                            $0.context.trigger = .with {
+                                $0.id = "e-\(index)"
+                                $0.kind = .aiTurn
+                                $0.text = "Let me look at your bill for this month, one moment."
+                            }
+                        }
+                    )
+                }
+            ),
+            (
+                "Route (durable)", router,
+                { index in
+                    _ = try await routes.route(
+                        .with {
+                            $0.callID = "legs-\(index)"
+                            $0.handoffID = "legs-\(index)-h1"
+                            $0.category = "payment"
+                            $0.skills = ["payments"]
+                        }
+                    )
+                }
+            ),
+            ("Record, continue", client, { index in _ = try await assembler.record(Self.turn("legs", "l-\(index)")) }),
+        ]
+        var parts: [String] = []
+        for (name, connection, call) in legs {
+            let rate = try await Benchmarking.rate(calls: count, inFlight: 1, client: connection, call)
+            parts.append(String(format: "%@ p50 %d us, p99 %d us", name, rate.p50Microseconds, rate.p99Microseconds))
+        }
+        StandardStream.writeLine("One at a time, the legs of a gated Record: " + parts.joined(separator: "; "))
+        _ = try await assembler.closeCall(.with { $0.callID = "legs" })
+    }
+
+    /// Durable Record events per second: 64 callers, each on its own call, sending AI turns (each evaluated); with
+    /// each process's CPU seconds before and after the measured run.
     static func recordRate(
         _ assembler: Baton_Context_V1_ContextAssembler.Client,
         client: RPCClient,
-        seconds: Int
-    ) async throws -> Benchmarking.Rate {
+        seconds: Int,
+        pids: [(name: String, pid: Int32)]
+    ) async throws -> (
+        Benchmarking.Rate, before: [(name: String, seconds: Double)], after: [(name: String, seconds: Double)]
+    ) {
         for caller in 0..<64 {
             _ = try await assembler.openCall(Self.openRequest("rate-\(caller)"))
         }
@@ -123,9 +240,11 @@ struct ContextBenchmark: AsyncParsableCommand {
             _ = try await assembler.record(Self.turn("rate-\(index / 50)", "p-\(index)"))
         }
         let perCaller = max(50, Int(probe.perSecond * Double(seconds)) / 64)
-        return try await Benchmarking.rate(calls: 64 * perCaller, inFlight: 64, client: client) { index in
+        let before = Self.cpu(of: pids)
+        let rate = try await Benchmarking.rate(calls: 64 * perCaller, inFlight: 64, client: client) { index in
             _ = try await assembler.record(Self.turn("rate-\(index / perCaller)", "r-\(index)"))
         }
+        return (rate, before, Self.cpu(of: pids))
     }
 
     /// Opens calls `from..<to`, each with `turns` turns.
@@ -150,14 +269,14 @@ struct ContextBenchmark: AsyncParsableCommand {
     }
 
     /// Fires `samples` gates one after the other while the background runs, timing each from the Record sent to
-    /// the brief received on the desk's stream. Each gate fires on a call of its own (a fresh call with a few
+    /// the brief received on the desk's stream, and to the Record's reply (both sorted). Each gate fires on a call of its own (a fresh call with a few
     /// facts), so that every sample is the path of a first handoff.
     func timeToContextReady(
         _ assembler: Baton_Context_V1_ContextAssembler.Client,
         desk: Baton_Context_V1_ContextAssembler.Client,
         openCalls: Int,
         round: Int
-    ) async throws -> [Double] {
+    ) async throws -> (briefs: [Double], replies: [Double]) {
         let arrivals = Arrivals()
         let stream = try desk.watchBriefs(
             .with {
@@ -193,6 +312,7 @@ struct ContextBenchmark: AsyncParsableCommand {
         defer { noise.cancel() }
         try await Task.sleep(for: .milliseconds(500))
         var times: [Double] = []
+        var replies: [Double] = []
         let clock = ContinuousClock()
         for sample in 0..<self.samples {
             let call = "gate-\(round)-\(sample)"
@@ -214,6 +334,7 @@ struct ContextBenchmark: AsyncParsableCommand {
             let reply = try await assembler.record(
                 Self.event(call, "pay", .intentDetected(.with { $0.intent = "make_payment" }))
             )
+            replies.append(Benchmarking.seconds(clock.now - sent) * 1000)
             guard reply.outcome == .handoff, reply.plan.destinationID == "bench-desk" else {
                 throw ConfigurationError("sample \(sample) did not hand off to bench-desk: \(reply)")
             }
@@ -223,7 +344,7 @@ struct ContextBenchmark: AsyncParsableCommand {
             times.append(Benchmarking.seconds(arrived - sent) * 1000)
             _ = try await assembler.closeCall(.with { $0.callID = call })
         }
-        return times.sorted()
+        return (times.sorted(), replies.sorted())
     }
 
     static func openRequest(_ call: String) -> Baton_Context_V1_OpenCallRequest {
@@ -291,22 +412,47 @@ struct ContextBenchmark: AsyncParsableCommand {
     }
 }
 
-/// When each brief reached the desk.
+/// When each brief reached the desk, handed to the one waiting for it the moment it arrives (a poll would add its
+/// own interval to every figure).
 final class Arrivals: Sendable {
-    private let times = Mutex<[String: ContinuousClock.Instant]>([:])
+    private struct State {
+        var arrived: [String: ContinuousClock.Instant] = [:]
+        var waiting: [String: CheckedContinuation<ContinuousClock.Instant?, Never>] = [:]
+    }
+
+    private let state = Mutex(State())
 
     func arrived(_ handoff: String) {
         let now = ContinuousClock.now
-        self.times.withLock { $0[handoff] = now }
+        let waiter = self.state.withLock { state in
+            guard let waiter = state.waiting.removeValue(forKey: handoff) else {
+                state.arrived[handoff] = now
+                return nil as CheckedContinuation<ContinuousClock.Instant?, Never>?
+            }
+            return waiter
+        }
+        waiter?.resume(returning: now)
     }
 
-    func wait(for handoff: String) async -> ContinuousClock.Instant? {
-        for _ in 0..<5000 {
-            if let time = self.times.withLock({ $0.removeValue(forKey: handoff) }) {
+    /// When `handoff`'s brief arrived, or nil if it has not within `bound`.
+    func wait(for handoff: String, bound: Duration = .seconds(5)) async -> ContinuousClock.Instant? {
+        let timeout = Task {
+            try await Task.sleep(for: bound)
+            let waiter = self.state.withLock { $0.waiting.removeValue(forKey: handoff) }
+            waiter?.resume(returning: nil)
+        }
+        defer { timeout.cancel() }
+        return await withCheckedContinuation { continuation in
+            let time = self.state.withLock { state in
+                guard let time = state.arrived.removeValue(forKey: handoff) else {
+                    state.waiting[handoff] = continuation
+                    return nil as ContinuousClock.Instant?
+                }
                 return time
             }
-            try? await Task.sleep(for: .microseconds(200))
+            if let time {
+                continuation.resume(returning: time)
+            }
         }
-        return nil
     }
 }

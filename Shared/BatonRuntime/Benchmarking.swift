@@ -11,6 +11,8 @@ import Glibc
 public enum Benchmarking {
     /// Calls per second and latency percentiles of one concurrent run.
     public struct Rate: Sendable {
+        /// How many calls the run made.
+        public var calls: Int
         public var perSecond: Double
         public var p50Microseconds: Int
         public var p99Microseconds: Int
@@ -47,6 +49,7 @@ public enum Benchmarking {
         }
         let elapsed = Self.seconds(clock.now - started)
         return Rate(
+            calls: latencies.count,
             perSecond: Double(latencies.count) / elapsed,
             p50Microseconds: latencies[latencies.count / 2],
             p99Microseconds: latencies[latencies.count * 99 / 100]

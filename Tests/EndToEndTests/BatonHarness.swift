@@ -120,6 +120,11 @@ final class BatonHarness: Sendable {
         try await process.waitUntilServing(socketPath: self.directory.appending("var/run/\(name).sock"))
     }
 
+    /// The process id of `name`, while it runs.
+    func pid(of name: String) -> Int32? {
+        self.running.withLock { $0[name]?.pid }
+    }
+
     /// Kills `name` with SIGKILL, as a crash would, and waits for it to be gone.
     func kill(_ name: String) async {
         guard let process = self.running.withLock({ $0.removeValue(forKey: name) }) else {

@@ -480,6 +480,35 @@ struct ContextAssemblerProcessTests {
         }
     }
 
+    @Test("with nothing to do, none of the four processes spends CPU, also after the outbox sender has waited")
+    func idleProcessesRest() async throws {
+        try await BatonHarness.with { baton in
+            // A handoff fills the outbox and wakes its sender; then the sender's one-second wait times out at least
+            // once, which is when it used to start spinning (a whole core, for good).
+            try await baton.verifiedCaller("call-idle")
+            _ = try await baton.paymentIntent("call-idle")
+            #expect(
+                await eventually {
+                    (try? await baton.metrics.getHandoff(.with { $0.handoffID = "call-idle-h1" })) != nil
+                }
+            )
+            try await Task.sleep(for: .milliseconds(1500))
+            let before = BatonHarness.processes.map { Benchmarking.cpuSeconds(of: baton.pid(of: $0) ?? 0) ?? 0 }
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await Task.sleep(for: .seconds(2))
+            let wall = Benchmarking.seconds(clock.now - start)
+            let after = BatonHarness.processes.map { Benchmarking.cpuSeconds(of: baton.pid(of: $0) ?? 0) ?? 0 }
+            for (index, name) in BatonHarness.processes.enumerated() {
+                // A spinning loop uses about the whole wall time; a resting process, a few milliseconds.
+                #expect(
+                    after[index] - before[index] < wall * 0.15,
+                    "\(name) used \(after[index] - before[index]) s of CPU in \(wall) s idle"
+                )
+            }
+        }
+    }
+
     @Test("kill -9 of the assembler loses no acknowledged event, and a desk that reconnects gets the open brief again")
     func assemblerCrash() async throws {
         try await BatonHarness.with { baton in

@@ -100,16 +100,7 @@ struct OutboxSender: Service {
                 }
             }
             // Woken by the next stored event, or after a second.
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var wakes = core.outboxAdded.makeAsyncIterator()
-                    _ = await wakes.next()
-                }
-                let pause: Duration = failing ? .milliseconds(500) : .seconds(1)
-                group.addTask { try? await Task.sleep(for: pause) }
-                await group.next()
-                group.cancelAll()
-            }
+            await core.outboxAdded.wait(atMost: failing ? .milliseconds(500) : .seconds(1))
         }
     }
 }

@@ -48,9 +48,8 @@ package final class ContextCore: Sendable {
     let logger: Logger
     let briefs = BriefBoard()
     let callUpdates = CallBoard()
-    /// Yields after each write that added outbox events.
-    let outboxAdded: AsyncStream<Void>
-    private let wakeOutbox: AsyncStream<Void>.Continuation
+    /// Rung after each write that added outbox events.
+    let outboxAdded = Doorbell()
     private let calls = Mutex<[String: Entry]>([:])
     /// The open calls' handoffs: handoff id → call id.
     private let handoffCalls = Mutex<[String: String]>([:])
@@ -77,7 +76,6 @@ package final class ContextCore: Sendable {
         self.router = router
         self.logger = logger
         self.dependencyBudget = dependencyBudget
-        (self.outboxAdded, self.wakeOutbox) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let open = try self.store.pool.read { try ContextStore.openCalls(in: $0) }
         var entries: [String: Entry] = [:]
         var handoffs: [String: String] = [:]
@@ -237,7 +235,7 @@ package final class ContextCore: Sendable {
             }
         }
         if !ended.isEmpty {
-            self.wakeOutbox.yield()
+            self.outboxAdded.ring()
         }
         if let withdrawn {
             self.briefs.withdraw(withdrawn, reason: reason)
@@ -378,7 +376,7 @@ package final class ContextCore: Sendable {
         }
         entry.commit(snapshot, events: [trigger.eventID])
         self.handoffCalls.withLock { $0[handoffID] = snapshot.call.callID }
-        self.wakeOutbox.yield()
+        self.outboxAdded.ring()
         if routed.outcome == .routed {
             self.briefs.offer(handoff.plan.brief)
         }
@@ -437,7 +435,7 @@ package final class ContextCore: Sendable {
         }
         entry.commit(snapshot, events: [event.eventID])
         if !metrics.isEmpty {
-            self.wakeOutbox.yield()
+            self.outboxAdded.ring()
         }
         if let revised {
             self.briefs.offer(revised)
@@ -495,7 +493,7 @@ package final class ContextCore: Sendable {
             }
             entry.commit(snapshot, events: result.events.map(\.eventID))
             if !result.metrics.isEmpty {
-                self.wakeOutbox.yield()
+                self.outboxAdded.ring()
             }
             for (brief, reason) in result.withdraw {
                 self.briefs.withdraw(brief, reason: reason)
@@ -861,7 +859,7 @@ package final class ContextCore: Sendable {
         let event = Self.metricsEvent(.briefDelivered, id: "brief_delivered", of: handoff, at: Self.now())
         do {
             try await self.store.write { try ContextStore.enqueue([event], in: $0) }
-            self.wakeOutbox.yield()
+            self.outboxAdded.ring()
         } catch {
             self.logger.error(
                 "context-assembler: storing brief_delivered failed",
