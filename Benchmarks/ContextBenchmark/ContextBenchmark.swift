@@ -80,6 +80,16 @@ struct ContextBenchmark: AsyncParsableCommand {
             )
         )
 
+        let sync = try Self.syncLatency(in: directory + "/data")
+        StandardStream.writeLine(
+            String(
+                format: "The disk's floor: a 4 KiB append and fdatasync in the data directory, one at a time: "
+                    + "p50 %d us, p99 %d us (a gated Record waits for two commits in turn, the router's and the "
+                    + "assembler's)",
+                sync.p50,
+                sync.p99
+            )
+        )
         try await Self.serialLegs(
             assembler,
             client: assemblerClient,
@@ -160,6 +170,34 @@ struct ContextBenchmark: AsyncParsableCommand {
     }
 
     static let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+    /// What one durable commit cannot go below on this disk: 500 appends of 4 KiB to a file in `directory`, each
+    /// followed by `fdatasync`, as SQLite's log is written and synced at every commit; microseconds.
+    static func syncLatency(in directory: String) throws -> (p50: Int, p99: Int) {
+        let path = directory + "/sync-floor"
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard descriptor >= 0 else {
+            throw ConfigurationError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer {
+            Glibc.close(descriptor)
+            unlink(path)
+        }
+        let page = [UInt8](repeating: 0x5a, count: 4096)
+        let clock = ContinuousClock()
+        var times: [Int] = []
+        for _ in 0..<500 {
+            let start = clock.now
+            guard page.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == page.count,
+                fdatasync(descriptor) == 0
+            else {
+                throw ConfigurationError("cannot write and sync \(path): \(String(cString: strerror(errno)))")
+            }
+            times.append(Int(Benchmarking.seconds(clock.now - start) * 1e6))
+        }
+        times.sort()
+        return (times[times.count / 2], times[times.count * 99 / 100])
+    }
 
     /// Each process's CPU seconds so far, this benchmark's own last.
     static func cpu(of pids: [(name: String, pid: Int32)]) -> [(name: String, seconds: Double)] {
