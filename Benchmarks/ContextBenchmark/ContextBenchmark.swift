@@ -307,8 +307,8 @@ struct ContextBenchmark: AsyncParsableCommand {
     }
 
     /// Fires `samples` gates one after the other while the background runs, timing each from the Record sent to
-    /// the brief received on the desk's stream, and to the Record's reply (both sorted). Each gate fires on a call of its own (a fresh call with a few
-    /// facts), so that every sample is the path of a first handoff.
+    /// the brief received on the desk's stream, and to the Record's reply (both sorted). Each gate fires on a call
+    /// of its own (a fresh call with a few facts), so that every sample is the path of a first handoff.
     func timeToContextReady(
         _ assembler: Baton_Context_V1_ContextAssembler.Client,
         desk: Baton_Context_V1_ContextAssembler.Client,

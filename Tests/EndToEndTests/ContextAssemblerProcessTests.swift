@@ -493,12 +493,19 @@ struct ContextAssemblerProcessTests {
                 }
             )
             try await Task.sleep(for: .milliseconds(1500))
-            let before = BatonHarness.processes.map { Benchmarking.cpuSeconds(of: baton.pid(of: $0) ?? 0) ?? 0 }
+            // Each process's CPU seconds so far; a process that cannot be read fails the test rather than pass it.
+            func cpu() throws -> [Double] {
+                try BatonHarness.processes.map { name in
+                    let pid = try #require(baton.pid(of: name), "\(name) runs")
+                    return try #require(Benchmarking.cpuSeconds(of: pid), "\(name)'s CPU time")
+                }
+            }
+            let before = try cpu()
             let clock = ContinuousClock()
             let start = clock.now
             try await Task.sleep(for: .seconds(2))
             let wall = Benchmarking.seconds(clock.now - start)
-            let after = BatonHarness.processes.map { Benchmarking.cpuSeconds(of: baton.pid(of: $0) ?? 0) ?? 0 }
+            let after = try cpu()
             for (index, name) in BatonHarness.processes.enumerated() {
                 // A spinning loop uses about the whole wall time; a resting process, a few milliseconds.
                 #expect(
