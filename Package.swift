@@ -240,7 +240,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", "BatonTestKit", bcrypt, protobuf],
+            dependencies: ["BatonRPC", "BatonProto", "BatonRuntime", "BatonTestKit", bcrypt, grdb, protobuf],
             path: "Tests/EndToEndTests",
             swiftSettings: swiftSettings
         ),

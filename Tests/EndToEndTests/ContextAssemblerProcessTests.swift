@@ -3,6 +3,7 @@ import BatonRPC
 import BatonRuntime
 import BatonTestKit
 import Foundation
+import GRDB
 import SwiftProtobuf
 import Synchronization
 import Testing
@@ -477,6 +478,58 @@ struct ContextAssemblerProcessTests {
             try await baton.start("gate-evaluator")
             let reply = try await baton.paymentIntent("call-6")
             #expect(reply.outcome == .handoff && !reply.duplicate)
+        }
+    }
+
+    @Test(
+        "a new brief reaches the desk while its handoff is stored; when that write fails it is withdrawn, nothing is applied, and the retry offers it again"
+    )
+    func briefWithdrawnWhenNotStored() async throws {
+        try await BatonHarness.with { baton in
+            let desk = Collected(
+                try baton.assembler.watchBriefs(
+                    .with {
+                        $0.destinationID = "desk-a"
+                        $0.agentID = "agent-1"
+                    }
+                )
+            )
+            defer { desk.cancel() }
+            try await baton.verifiedCaller("call-9")
+            // The assembler's own database refuses the handoff's row, as a full disk would.
+            let database = try DatabaseQueue(path: baton.directory.appending("var/data/context.sqlite"))
+            try await database.write {
+                try $0.execute(
+                    sql: "CREATE TRIGGER refuse BEFORE INSERT ON handoffs BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            }
+            let failed = await #expect(throws: RPCError.self) { try await baton.paymentIntent("call-9") }
+            #expect(failed?.code == .internal)
+            let withdrawn = try #require(await desk.first { $0.kind == .withdrawn })
+            #expect(withdrawn.reason == .notStored && withdrawn.brief.handoffID == "call-9-h1")
+            #expect(desk.all.map(\.kind) == [.new, .withdrawn])
+            let unknown = await #expect(throws: RPCError.self) {
+                try await baton.assembler.ackBrief(
+                    .with {
+                        $0.handoffID = "call-9-h1"
+                        $0.revision = 1
+                        $0.agentID = "agent-1"
+                    }
+                )
+            }
+            #expect(unknown?.code == .notFound)
+            let call = try await baton.assembler.getCall(.with { $0.callID = "call-9" })
+            #expect(call.handoffs.isEmpty && !call.events.contains { $0.event.eventID == "e7" })
+
+            try await database.write { try $0.execute(sql: "DROP TRIGGER refuse") }
+            let retry = try await baton.paymentIntent("call-9")
+            #expect(retry.outcome == .handoff && !retry.duplicate && retry.plan.handoffID == "call-9-h1")
+            let offered = await desk.first { $0.kind == .new && $0.brief.token == retry.plan.brief.token }
+            #expect(offered?.brief == retry.plan.brief)
+            // One reservation: the router answered the retry with the one it held.
+            let destinations = try await baton.router.listDestinations(.init()).destinations
+            let reservations = destinations.flatMap(\.reservations)
+            #expect(reservations.filter { $0.handoffID == "call-9-h1" }.count == 1)
         }
     }
 

@@ -354,10 +354,15 @@ package final class ContextCore: Sendable {
             Self.metricsEvent(.gateFired, id: "gate_fired", of: handoff, at: now),
             Self.metricsEvent(.briefReady, id: "brief_ready", of: handoff, at: now),
         ]
-        let watched = routed.outcome == .routed && self.briefs.watching(routed.destinationID) > 0
+        // The human's screen is the critical path, so the brief goes to the desks now, while the transaction
+        // commits: the router's reservation is already durable, and the call's lock (held until the commit) makes
+        // an AckBrief or Accept that comes back first wait for it. The AI's reply still waits for the commit.
+        self.handoffCalls.withLock { $0[handoffID] = state.call.callID }
+        var offered = false
         if routed.outcome == .routed {
             metrics.append(Self.metricsEvent(.routed, id: "routed-\(routed.attempt)", of: handoff, at: now))
-            if watched {
+            offered = true
+            if self.briefs.offer(handoff.plan.brief) > 0 {
                 metrics.append(Self.metricsEvent(.briefDelivered, id: "brief_delivered", of: handoff, at: now))
             }
         }
@@ -369,17 +374,23 @@ package final class ContextCore: Sendable {
             state.firedGates.append(decision.gateID)
         }
         let snapshot = state
-        try await self.store.write { [reply, handoff, metrics] db in
-            try ContextStore.insertEvent(trigger, seq: snapshot.eventCount, reply: reply, recordedAt: now, in: db)
-            try ContextStore.saveHandoff(handoff, seq: snapshot.handoffs.count, in: db)
-            try ContextStore.enqueue(metrics, in: db)
+        do {
+            try await self.store.write { [reply, handoff, metrics] db in
+                try ContextStore.insertEvent(trigger, seq: snapshot.eventCount, reply: reply, recordedAt: now, in: db)
+                try ContextStore.saveHandoff(handoff, seq: snapshot.handoffs.count, in: db)
+                try ContextStore.enqueue(metrics, in: db)
+            }
+        } catch {
+            // Nothing was applied: take the brief back. A retry of the event routes the same handoff id, and the
+            // router answers it with the reservation it holds.
+            self.handoffCalls.withLock { _ = $0.removeValue(forKey: handoffID) }
+            if offered {
+                self.briefs.withdraw(handoff.plan.brief, reason: .notStored)
+            }
+            throw error
         }
         entry.commit(snapshot, events: [trigger.eventID])
-        self.handoffCalls.withLock { $0[handoffID] = snapshot.call.callID }
         self.outboxAdded.ring()
-        if routed.outcome == .routed {
-            self.briefs.offer(handoff.plan.brief)
-        }
         return reply
     }
 
@@ -851,8 +862,15 @@ package final class ContextCore: Sendable {
     /// Records brief_delivered for a brief written to a desk (the collector keeps the first).
     package func delivered(_ brief: Baton_Context_V1_Brief) async {
         guard let callID = self.handoffCalls.withLock({ $0[brief.handoffID] }),
-            let entry = self.calls.withLock({ $0[callID] }),
-            let handoff = entry.current.handoffs.first(where: { $0.handoffID == brief.handoffID })
+            let entry = self.calls.withLock({ $0[callID] })
+        else {
+            return
+        }
+        // A new brief is offered before its handoff is stored: the call's lock waits for that write to end.
+        guard
+            let handoff = try? await entry.lock.run({ entry.current }).handoffs.first(where: {
+                $0.handoffID == brief.handoffID
+            })
         else {
             return
         }

@@ -1097,6 +1097,9 @@ public nonisolated struct Baton_Context_V1_BriefUpdate: Sendable {
     case callerHungUp // = 2
     case handedBack // = 3
     case callClosed // = 4
+
+    /// the assembler could not store the handoff: its Record failed, and the AI's
+    case notStored // = 5
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -1110,6 +1113,7 @@ public nonisolated struct Baton_Context_V1_BriefUpdate: Sendable {
       case 2: self = .callerHungUp
       case 3: self = .handedBack
       case 4: self = .callClosed
+      case 5: self = .notStored
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -1121,6 +1125,7 @@ public nonisolated struct Baton_Context_V1_BriefUpdate: Sendable {
       case .callerHungUp: return 2
       case .handedBack: return 3
       case .callClosed: return 4
+      case .notStored: return 5
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -1132,6 +1137,7 @@ public nonisolated struct Baton_Context_V1_BriefUpdate: Sendable {
       .callerHungUp,
       .handedBack,
       .callClosed,
+      .notStored,
     ]
 
   }
@@ -2961,7 +2967,7 @@ nonisolated extension Baton_Context_V1_BriefUpdate.Kind: SwiftProtobuf._ProtoNam
 }
 
 nonisolated extension Baton_Context_V1_BriefUpdate.Reason: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}REASON_REROUTED\0\u{1}REASON_CALLER_HUNG_UP\0\u{1}REASON_HANDED_BACK\0\u{1}REASON_CALL_CLOSED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REASON_UNSPECIFIED\0\u{1}REASON_REROUTED\0\u{1}REASON_CALLER_HUNG_UP\0\u{1}REASON_HANDED_BACK\0\u{1}REASON_CALL_CLOSED\0\u{1}REASON_NOT_STORED\0")
 }
 
 nonisolated extension Baton_Context_V1_AckBriefRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

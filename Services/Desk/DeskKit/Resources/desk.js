@@ -24,6 +24,7 @@ const reasons = {
   REASON_CALLER_HUNG_UP: "the caller hung up",
   REASON_HANDED_BACK: "it was handed back to the AI",
   REASON_CALL_CLOSED: "the call ended",
+  REASON_NOT_STORED: "Baton could not store the handoff (it comes back if the AI tries again)",
 };
 
 const states = {
