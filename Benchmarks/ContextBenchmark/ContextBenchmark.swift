@@ -27,6 +27,12 @@ struct ContextBenchmark: AsyncParsableCommand {
     @Option(help: "Background conversation events per second, spread over the open calls.") var background = 3000
     @Option(help: "Gates fired (and briefs timed) at each open-call count.") var samples = 500
     @Option(help: "Seconds of Record throughput at 64 in flight.") var seconds = 5
+    @Option(
+        help: """
+            An existing folder to work in (a fresh subfolder holds the sockets and databases, removed at the end); \
+            /dev/shm measures without the disk.
+            """
+    ) var under = "/tmp"
 
     func validate() throws {
         let counts = self.calls.split(separator: ",", omittingEmptySubsequences: false)
@@ -43,8 +49,10 @@ struct ContextBenchmark: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let directory = "/tmp/baton-context-benchmark-\(getpid())"
-        mkdir(directory, 0o700)
+        let directory = "\(self.under)/baton-context-benchmark-\(getpid())"
+        guard mkdir(directory, 0o700) == 0 else {
+            throw ValidationError("--under '\(self.under)': cannot make \(directory) there (errno \(errno))")
+        }
         defer { _ = system("rm -rf '\(directory)'") }
         try Self.writeConfiguration(in: directory)
         let arguments = [
@@ -330,21 +338,24 @@ struct ContextBenchmark: AsyncParsableCommand {
         defer { watcher.cancel() }
         let background = self.background
         let noise = Task {
-            // `background` events a second, spread over the open calls, in ticks of 10 ms.
-            var sent = 0
-            let clock = ContinuousClock()
-            let start = clock.now
-            while !Task.isCancelled {
-                let due = Int(Benchmarking.seconds(clock.now - start) * Double(background))
-                await withTaskGroup(of: Void.self) { group in
+            // `background` events a second, spread over the open calls, each sent when it is due (checked every
+            // millisecond) without waiting for the ones before: open calls talk independently of each other, so
+            // their events neither arrive in bursts nor wait for the assembler's replies.
+            await withDiscardingTaskGroup { group in
+                var sent = 0
+                let clock = ContinuousClock()
+                let start = clock.now
+                while !Task.isCancelled {
+                    let due = Int(Benchmarking.seconds(clock.now - start) * Double(background))
                     while sent < due {
                         let call = "open-\(sent % openCalls)"
                         let id = "bg-\(round)-\(sent)"
                         group.addTask { _ = try? await assembler.record(Self.turn(call, id)) }
                         sent += 1
                     }
+                    try? await Task.sleep(for: .milliseconds(1))
                 }
-                try? await Task.sleep(for: .milliseconds(10))
+                group.cancelAll()
             }
         }
         defer { noise.cancel() }
