@@ -861,20 +861,23 @@ package final class ContextCore: Sendable {
 
     /// Records brief_delivered for a brief written to a desk (the collector keeps the first).
     package func delivered(_ brief: Baton_Context_V1_Brief) async {
+        let now = Self.now()
         guard let callID = self.handoffCalls.withLock({ $0[brief.handoffID] }),
             let entry = self.calls.withLock({ $0[callID] })
         else {
             return
         }
-        // A new brief is offered before its handoff is stored: the call's lock waits for that write to end.
-        guard
-            let handoff = try? await entry.lock.run({ entry.current }).handoffs.first(where: {
-                $0.handoffID == brief.handoffID
-            })
-        else {
+        let find = { @Sendable (state: CallState) in state.handoffs.first { $0.handoffID == brief.handoffID } }
+        // A new brief is offered before its handoff is stored, and only then is the handoff not found here: the
+        // call's lock, held until that write ends, is then worth waiting for.
+        var found = find(entry.current)
+        if found == nil {
+            found = try? await entry.lock.run { find(entry.current) }
+        }
+        guard let handoff = found else {
             return
         }
-        let event = Self.metricsEvent(.briefDelivered, id: "brief_delivered", of: handoff, at: Self.now())
+        let event = Self.metricsEvent(.briefDelivered, id: "brief_delivered", of: handoff, at: now)
         do {
             try await self.store.write { try ContextStore.enqueue([event], in: $0) }
             self.outboxAdded.ring()
