@@ -116,8 +116,8 @@ let package = Package(
         .target(
             name: "BatonRuntime",
             dependencies: [
-                "BatonRPC", "BatonProto", "CBatonProcess", argumentParser, logging, lifecycle, unixSignals,
-                nioConcurrency, yams,
+                "BatonRPC", "BatonProto", "CBatonProcess", argumentParser, logging, lifecycle, unixSignals, nio,
+                nioPosix, nioConcurrency, yams,
             ],
             path: "Shared/BatonRuntime",
             swiftSettings: swiftSettings
@@ -251,7 +251,7 @@ let package = Package(
 package.targets += service(
     "ContextAssembler",
     process: "context-assembler",
-    dependencies: ["BatonStore", grdb, lifecycle, protobuf]
+    dependencies: ["BatonStore", grdb, lifecycle, nioPosix, protobuf]
 )
 package.targets += service(
     "GateEvaluator",

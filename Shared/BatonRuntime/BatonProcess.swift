@@ -1,6 +1,8 @@
 public import BatonRPC
 public import Logging
 import NIOConcurrencyHelpers
+public import NIOCore
+public import NIOPosix
 public import ServiceLifecycle
 import UnixSignals
 
@@ -61,11 +63,12 @@ public struct BatonProcess: Sendable {
     ///    throws, the socket is given back and the error returned;
     /// 3. the process reports `SERVING`.
     ///
-    /// `services` run beside the server and stop after it has drained (background work its handlers rely on).
-    /// `stoppingFirst` run beside it too and stop before it drains, while it still answers (the supervisor's
+    /// The server's connections run on `eventLoopGroup`. `services` run beside the server and stop after it has
+    /// drained (background work its handlers rely on). `stoppingFirst` run beside it too and stop before it drains, while it still answers (the supervisor's
     /// processes, whose status stays answerable while they stop).
     public func run(
         methods: RPCMethods,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         services: [any Service] = [],
         stoppingFirst: [any Service] = [],
         prepare: @escaping @Sendable (HealthStatusProvider) async throws -> Void = { _ in }
@@ -77,6 +80,7 @@ public struct BatonProcess: Sendable {
                 stalledFrameTimeout: self.configuration.stalledFrameTimeout
             ),
             methods: methods,
+            eventLoopGroup: eventLoopGroup,
             logger: self.logger
         )
         let serving = ServingProcess(server: server, prepare: prepare, logger: self.logger)

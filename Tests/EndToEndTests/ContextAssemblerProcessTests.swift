@@ -113,7 +113,7 @@ struct ContextAssemblerProcessTests {
 
             // The outbox reaches the collector, which classifies it.
             var classified = Baton_Metrics_V1_Handoff()
-            let counted = try await eventually {
+            let counted = await eventually {
                 guard let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = plan.handoffID }) else {
                     return false
                 }
@@ -146,7 +146,7 @@ struct ContextAssemblerProcessTests {
             let reply = try await baton.record("call-2", "e2", .aiEscalation(.with { $0.reason = "caller is upset" }))
             #expect(reply.outcome == .handoff && reply.plan.undesigned && reply.plan.gateID.isEmpty)
             #expect(reply.plan.category == "ai_escalation" && reply.plan.outcome == .transfer)
-            let counted = try await eventually {
+            let counted = await eventually {
                 let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = reply.plan.handoffID })
                 return found?.reasons.contains { $0.reason == .undesigned } == true
             }
@@ -262,7 +262,7 @@ struct ContextAssemblerProcessTests {
             #expect(await ai.first { $0.kind == .callClosed } != nil)
             let explained = try await baton.router.explain(.with { $0.handoffID = plan.handoffID })
             #expect(explained.reservations.allSatisfy { $0.state != .held && $0.state != .accepted })
-            let counted = try await eventually {
+            let counted = await eventually {
                 let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = plan.handoffID })
                 return found?.reasons.contains { $0.reason == .transferFailed } == true
             }
@@ -308,7 +308,7 @@ struct ContextAssemblerProcessTests {
                 .callerTurn(.with { $0.text = "again, my account number is A C 1234 5678" })
             )
             #expect(second.repeatedSlots == ["account.id"])
-            let counted = try await eventually {
+            let counted = await eventually {
                 let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = plan.handoffID })
                 return found?.repeatedSlots == ["account.id"]
             }
@@ -689,7 +689,7 @@ struct ContextAssemblerProcessTests {
             }
             // Every handoff's timeline reaches the collector exactly once: gate_fired, brief_ready, routed.
             for handoff in plans.values {
-                let complete = try await eventually(within: .seconds(20)) {
+                let complete = await eventually(within: .seconds(20)) {
                     let found = try? await baton.metrics.getHandoff(.with { $0.handoffID = handoff })
                     return found?.events == 3
                 }

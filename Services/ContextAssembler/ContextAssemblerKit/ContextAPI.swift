@@ -18,7 +18,9 @@ package struct ContextAPI: Sendable {
         methods.unary(Service.Method.openCall, on: .concurrencyPool) { request, _ in
             try await prepared.get().openCall(request)
         }
-        methods.unary(Service.Method.record, on: .concurrencyPool) { request, _ in
+        // On the event loop, which the assembler's clients share: a Record computes for microseconds and
+        // otherwise waits (for the gate-evaluator, the router, the store), and resumes where it started.
+        methods.unary(Service.Method.record, on: .eventLoop) { request, _ in
             try await prepared.get().record(request)
         }
         methods.serverStreaming(Service.Method.watchBriefs) { request, _, writer in

