@@ -25,10 +25,10 @@ public enum Baton_Context_V1_ContextAssembler {
             path: "/baton.context.v1.ContextAssembler/Record"
         )
         /// The briefs for one destination's desk: first every open brief (kind OPEN), then each new brief, revision and
-        /// withdrawal as it happens. A desk that reconnects misses nothing; the OPEN briefs replace what it held. A new
-        /// brief is sent as soon as the router has reserved the destination, while the assembler stores the handoff, so
-        /// it can reach the desk before the AI has the Record's reply; if that write fails, the brief is WITHDRAWN
-        /// (REASON_NOT_STORED), and an AckBrief or Accept sent in the meantime waits for the write.
+        /// withdrawal as it happens. A desk that reconnects misses nothing; the OPEN briefs replace what it held. The
+        /// brief of a gate that fires is sent as soon as the router has reserved the destination, while the assembler
+        /// stores the handoff, so it can reach the desk before the AI has the Record's reply; if that write fails, the
+        /// brief is WITHDRAWN (REASON_NOT_STORED), and an AckBrief or Accept sent in the meantime waits for the write.
         public static let watchBriefs = ServerStreamingMethod<Baton_Context_V1_WatchBriefsRequest, Baton_Context_V1_BriefUpdate>(
             path: "/baton.context.v1.ContextAssembler/WatchBriefs"
         )
@@ -148,10 +148,10 @@ public enum Baton_Context_V1_ContextAssembler {
         }
 
         /// The briefs for one destination's desk: first every open brief (kind OPEN), then each new brief, revision and
-        /// withdrawal as it happens. A desk that reconnects misses nothing; the OPEN briefs replace what it held. A new
-        /// brief is sent as soon as the router has reserved the destination, while the assembler stores the handoff, so
-        /// it can reach the desk before the AI has the Record's reply; if that write fails, the brief is WITHDRAWN
-        /// (REASON_NOT_STORED), and an AckBrief or Accept sent in the meantime waits for the write.
+        /// withdrawal as it happens. A desk that reconnects misses nothing; the OPEN briefs replace what it held. The
+        /// brief of a gate that fires is sent as soon as the router has reserved the destination, while the assembler
+        /// stores the handoff, so it can reach the desk before the AI has the Record's reply; if that write fails, the
+        /// brief is WITHDRAWN (REASON_NOT_STORED), and an AckBrief or Accept sent in the meantime waits for the write.
         public func watchBriefs(
             _ request: Baton_Context_V1_WatchBriefsRequest = Baton_Context_V1_WatchBriefsRequest(),
             options: CallOptions = CallOptions()
