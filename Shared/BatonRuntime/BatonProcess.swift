@@ -64,8 +64,8 @@ public struct BatonProcess: Sendable {
     /// 3. the process reports `SERVING`.
     ///
     /// The server's connections run on `eventLoopGroup`. `services` run beside the server and stop after it has
-    /// drained (background work its handlers rely on). `stoppingFirst` run beside it too and stop before it drains, while it still answers (the supervisor's
-    /// processes, whose status stays answerable while they stop).
+    /// drained (background work its handlers rely on). `stoppingFirst` run beside it too and stop before it drains,
+    /// while it still answers (the supervisor's processes, whose status stays answerable while they stop).
     public func run(
         methods: RPCMethods,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,

@@ -358,10 +358,8 @@ package final class ContextCore: Sendable {
         // commits: the router's reservation is already durable, and the call's lock (held until the commit) makes
         // an AckBrief or Accept that comes back first wait for it. The AI's reply still waits for the commit.
         self.handoffCalls.withLock { $0[handoffID] = state.call.callID }
-        var offered = false
         if routed.outcome == .routed {
             metrics.append(Self.metricsEvent(.routed, id: "routed-\(routed.attempt)", of: handoff, at: now))
-            offered = true
             if self.briefs.offer(handoff.plan.brief) > 0 {
                 metrics.append(Self.metricsEvent(.briefDelivered, id: "brief_delivered", of: handoff, at: now))
             }
@@ -384,7 +382,7 @@ package final class ContextCore: Sendable {
             // Nothing was applied: take the brief back. A retry of the event routes the same handoff id, and the
             // router answers it with the reservation it holds.
             self.handoffCalls.withLock { _ = $0.removeValue(forKey: handoffID) }
-            if offered {
+            if routed.outcome == .routed {
                 self.briefs.withdraw(handoff.plan.brief, reason: .notStored)
             }
             throw error
