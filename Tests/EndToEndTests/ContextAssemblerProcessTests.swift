@@ -496,8 +496,14 @@ struct ContextAssemblerProcessTests {
             )
             defer { desk.cancel() }
             try await baton.verifiedCaller("call-9")
-            // The assembler's own database refuses the handoff's row, as a full disk would.
-            let database = try DatabaseQueue(path: baton.directory.appending("var/data/context.sqlite"))
+            // The assembler's own database refuses the handoff's row, as a full disk would. (Its writer may hold
+            // the lock for a moment: wait for it rather than fail.)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            let database = try DatabaseQueue(
+                path: baton.directory.appending("var/data/context.sqlite"),
+                configuration: configuration
+            )
             try await database.write {
                 try $0.execute(
                     sql: "CREATE TRIGGER refuse BEFORE INSERT ON handoffs BEGIN SELECT RAISE(ABORT, 'refused'); END"
