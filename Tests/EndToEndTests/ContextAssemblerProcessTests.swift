@@ -40,6 +40,20 @@ final class Collected<Update: SwiftProtobuf.Message>: Sendable {
     }
 }
 
+extension BatonHarness {
+    /// A desk watching `destination`'s briefs as `agent`, collecting what it is sent.
+    func watchDesk(_ destination: String, agent: String) throws -> Collected<Baton_Context_V1_BriefUpdate> {
+        Collected(
+            try self.assembler.watchBriefs(
+                .with {
+                    $0.destinationID = destination
+                    $0.agentID = agent
+                }
+            )
+        )
+    }
+}
+
 @Suite("Context assembler, with the four processes over their sockets", .serialized)
 struct ContextAssemblerProcessTests {
     @Test(
@@ -47,14 +61,7 @@ struct ContextAssemblerProcessTests {
     )
     func wholePath() async throws {
         try await BatonHarness.with { baton in
-            let desk = Collected(
-                try baton.assembler.watchBriefs(
-                    .with {
-                        $0.destinationID = "desk-a"
-                        $0.agentID = "agent-1"
-                    }
-                )
-            )
+            let desk = try baton.watchDesk("desk-a", agent: "agent-1")
             defer { desk.cancel() }
             try await baton.verifiedCaller("call-1")
             let reply = try await baton.paymentIntent("call-1")
@@ -168,22 +175,8 @@ struct ContextAssemblerProcessTests {
     @Test("a decline moves the brief from desk A to desk B, and WatchCall tells the AI the new plan")
     func declineReroutes() async throws {
         try await BatonHarness.with { baton in
-            let deskA = Collected(
-                try baton.assembler.watchBriefs(
-                    .with {
-                        $0.destinationID = "desk-a"
-                        $0.agentID = "a"
-                    }
-                )
-            )
-            let deskB = Collected(
-                try baton.assembler.watchBriefs(
-                    .with {
-                        $0.destinationID = "desk-b"
-                        $0.agentID = "b"
-                    }
-                )
-            )
+            let deskA = try baton.watchDesk("desk-a", agent: "a")
+            let deskB = try baton.watchDesk("desk-b", agent: "b")
             defer {
                 deskA.cancel()
                 deskB.cancel()
@@ -220,14 +213,7 @@ struct ContextAssemblerProcessTests {
     )
     func failedTransferAndHangUp() async throws {
         try await BatonHarness.with { baton in
-            let deskB = Collected(
-                try baton.assembler.watchBriefs(
-                    .with {
-                        $0.destinationID = "desk-b"
-                        $0.agentID = "b"
-                    }
-                )
-            )
+            let deskB = try baton.watchDesk("desk-b", agent: "b")
             defer { deskB.cancel() }
             try await baton.verifiedCaller("call-8")
             let ai = Collected(try baton.assembler.watchCall(.with { $0.callID = "call-8" }))
@@ -481,11 +467,19 @@ struct ContextAssemblerProcessTests {
         }
     }
 
+    /// A connection that waits for another process's write lock instead of failing on SQLITE_BUSY.
+    static var waitingForLocks: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        return configuration
+    }
+
     @Test(
         "a new brief reaches the desk while its handoff is stored; when that write fails it is withdrawn, nothing is applied, and the retry offers it again"
     )
     func briefWithdrawnWhenNotStored() async throws {
         try await BatonHarness.with { baton in
+            // Not `watchDesk`: with it, Swift 6.3.1's SendNonSendable pass crashes compiling this closure.
             let desk = Collected(
                 try baton.assembler.watchBriefs(
                     .with {
@@ -498,11 +492,9 @@ struct ContextAssemblerProcessTests {
             try await baton.verifiedCaller("call-9")
             // The assembler's own database refuses the handoff's row, as a full disk would. (Its writer may hold
             // the lock for a moment: wait for it rather than fail.)
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(10)
             let database = try DatabaseQueue(
                 path: baton.directory.appending("var/data/context.sqlite"),
-                configuration: configuration
+                configuration: Self.waitingForLocks
             )
             try await database.write {
                 try $0.execute(
@@ -582,14 +574,7 @@ struct ContextAssemblerProcessTests {
             let plan = try await baton.paymentIntent("call-7").plan
             await baton.kill("context-assembler")
             try await baton.start("context-assembler")
-            let desk = Collected(
-                try baton.assembler.watchBriefs(
-                    .with {
-                        $0.destinationID = "desk-a"
-                        $0.agentID = "a"
-                    }
-                )
-            )
+            let desk = try baton.watchDesk("desk-a", agent: "a")
             defer { desk.cancel() }
             let offered = await desk.first { $0.kind == .open }
             #expect(offered?.brief == plan.brief)
@@ -708,14 +693,7 @@ struct ContextAssemblerProcessTests {
             try await baton.start("context-assembler")
             // The briefs are split between the two desks: wait for both together.
             let desks = try ["desk-a", "desk-b"].map { destination in
-                Collected(
-                    try baton.assembler.watchBriefs(
-                        .with {
-                            $0.destinationID = destination
-                            $0.agentID = "x"
-                        }
-                    )
-                )
+                try baton.watchDesk(destination, agent: "x")
             }
             func offered() -> Set<String> {
                 Set(desks.flatMap { $0.all.filter { $0.kind == .open }.map(\.brief.handoffID) })
