@@ -12,6 +12,8 @@ package final class Doorbell: Sendable {
         var rung = false
         var waiter: (generation: UInt64, continuation: CheckedContinuation<Void, Never>)?
         var generation: UInt64 = 0
+        /// The last wait whose timeout (or cancellation) came before it had started waiting.
+        var expired: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -51,7 +53,7 @@ package final class Doorbell: Sendable {
                         state.rung = false
                         return true
                     }
-                    if Task.isCancelled {
+                    if Task.isCancelled || state.expired == generation {
                         return true
                     }
                     state.waiter = (generation, continuation)
@@ -70,6 +72,7 @@ package final class Doorbell: Sendable {
     private func expire(_ generation: UInt64) {
         let waiter = self.state.withLock { state in
             guard let waiter = state.waiter, waiter.generation == generation else {
+                state.expired = generation
                 return nil as CheckedContinuation<Void, Never>?
             }
             state.waiter = nil
